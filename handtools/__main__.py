@@ -1,0 +1,3 @@
+from handtools.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,524 @@
+"""Reading and writing handtools shards (HDF5, schema version 1, see ``docs/design.md``).
+
+* :class:`ShardReader` opens and validates one shard; every error names the file
+  and the dataset (:class:`ShardError`).
+* :class:`ShardWriter` appends batches, rolls over to a new shard every
+  ``shard_size`` samples, writes each shard under a temporary name in the target
+  folder and renames it when complete (atomic), and copies datasets a command does
+  not touch straight from an input shard, chunk by chunk without re-encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import h5py
+import numpy as np
+
+from handtools import __version__
+from handtools.errors import InputError, OutputExistsError
+from handtools.io.schema import (
+    DATASETS,
+    KINDS,
+    PER_SAMPLE_CHUNKED,
+    PIXEL_DATASETS,
+    SCHEMA_VERSION,
+    expected_shape,
+)
+
+PathLike = Union[str, os.PathLike]
+_STR_DTYPE = h5py.string_dtype(encoding="utf-8")
+
+
+class ShardError(InputError):
+    """A shard is missing, unreadable or does not follow the schema."""
+
+
+def _dataset_names(f: h5py.File) -> list[str]:
+    names: list[str] = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            names.append(name)
+
+    f.visititems(visit)
+    return names
+
+
+def _dtype_ok(name: str, dtype: np.dtype) -> bool:
+    want = DATASETS[name][0]
+    if want == "str":
+        return h5py.check_string_dtype(dtype) is not None
+    return dtype == np.dtype(want)
+
+
+class ShardReader:
+    """One shard opened for reading and validated against the schema.
+
+    Args:
+        path: the ``.h5`` file.
+        require: datasets the caller needs; missing ones raise :class:`ShardError`.
+
+    Raises:
+        ShardError: missing file, not HDF5, truncated, wrong schema version, missing
+            or misshapen dataset, NaN in a float array, or no samples. The message
+            names the file and, where it applies, the dataset.
+    """
+
+    def __init__(self, path: PathLike, require: Iterable[str] = ()):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ShardError(f"{self.path}: no such file")
+        if self.path.is_dir():
+            raise ShardError(f"{self.path}: is a folder, expected a shard file")
+        try:
+            self._f = h5py.File(self.path, "r")
+        except OSError as exc:
+            reason = str(exc).split("(")[0].strip().rstrip(":") or "unreadable"
+            raise ShardError(f"{self.path}: not a readable HDF5 shard ({reason})") from None
+        try:
+            self._validate(tuple(require))
+        except Exception:
+            self._f.close()
+            raise
+
+    # -- validation ---------------------------------------------------------------
+    def _error(self, dataset: Optional[str], message: str) -> ShardError:
+        where = f"{self.path}: {dataset}: " if dataset else f"{self.path}: "
+        return ShardError(where + message)
+
+    def _validate(self, require: tuple[str, ...]) -> None:
+        a = self._f.attrs
+        if "handtools_schema" not in a:
+            raise self._error(None, "not a handtools shard (no 'handtools_schema' attribute)")
+        version = int(a["handtools_schema"])
+        if version != SCHEMA_VERSION:
+            raise self._error(
+                None, f"schema version {version}, this handtools {__version__} reads version {SCHEMA_VERSION}"
+            )
+        self.kind = str(a.get("kind", ""))
+        if self.kind not in KINDS:
+            raise self._error(None, f"unknown kind {self.kind!r} (expected one of {', '.join(KINDS)})")
+        try:
+            self.num_samples = int(a["num_samples"])
+            self.num_views = int(a["num_views"])
+        except KeyError as exc:
+            raise self._error(None, f"missing root attribute {exc.args[0]!r}") from None
+        if self.num_samples <= 0:
+            raise self._error(None, "empty shard (0 samples)")
+        if self.num_views < 1:
+            raise self._error(None, f"num_views is {self.num_views}, expected >= 1")
+        self.producer = str(a.get("producer", ""))
+        try:
+            self.history = json.loads(a.get("history", "[]"))
+        except json.JSONDecodeError:
+            raise self._error(None, "root attribute 'history' is not valid JSON") from None
+        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in a.items()}
+        self.names = _dataset_names(self._f)
+
+        for name in require:
+            if name not in self._f:
+                raise self._error(name, "missing dataset (needed by this command)")
+        self.image_size = self._image_size()
+        for name in self.names:
+            ds = self._f[name]
+            if ds.shape[:1] != (self.num_samples,):
+                raise self._error(
+                    name, f"has {ds.shape[0] if ds.shape else 0} samples, root attribute says {self.num_samples}"
+                )
+            if name not in DATASETS:
+                continue  # unknown datasets are carried through untouched
+            if not _dtype_ok(name, ds.dtype):
+                raise self._error(name, f"dtype {ds.dtype}, expected {DATASETS[name][0]}")
+            want = expected_shape(name, self.num_samples, self.num_views, self.image_size)
+            if ds.shape != want:
+                raise self._error(name, f"shape {ds.shape}, expected {want}")
+            if ds.dtype.kind == "f" and name not in PIXEL_DATASETS:
+                if np.isnan(self._read(name, ())).any():
+                    raise self._error(name, "contains NaN")
+
+    def _image_size(self) -> Optional[tuple[int, int]]:
+        for name, hw_axes in (("images", (2, 3)), ("masks", (2, 3)), ("depth", (2, 3))):
+            if name in self._f and self._f[name].ndim >= 4:
+                shape = self._f[name].shape
+                return int(shape[hw_axes[0]]), int(shape[hw_axes[1]])
+        return None
+
+    # -- access -------------------------------------------------------------------
+    def __contains__(self, name: str) -> bool:
+        return name in self._f
+
+    def dataset(self, name: str) -> h5py.Dataset:
+        """The raw h5py dataset (for chunk-level copies)."""
+        if name not in self._f:
+            raise self._error(name, "missing dataset")
+        return self._f[name]
+
+    def _read(self, name: str, index) -> np.ndarray:
+        try:
+            out = self._f[name][index]
+        except (OSError, RuntimeError) as exc:
+            raise self._error(name, f"unreadable data, file truncated or corrupt? ({exc})") from None
+        if isinstance(out, bytes):
+            out = out.decode()
+        return out
+
+    def read(self, name: str, index=()) -> np.ndarray:
+        """Read a dataset (all samples, or ``index`` along axis 0), NaN-checked.
+
+        Strings come back as ``str`` objects.
+        """
+        if name not in self._f:
+            raise self._error(name, "missing dataset")
+        if isinstance(index, np.ndarray) and index.ndim == 1 and index.size > 1:
+            # h5py needs increasing fancy indices: read sorted, then restore order.
+            order = np.argsort(index)
+            data = self._read(name, index[order])
+            out = np.empty_like(data)
+            out[order] = data
+        else:
+            out = self._read(name, index)
+        if isinstance(out, np.ndarray) and out.dtype.kind == "f" and name in PIXEL_DATASETS:
+            if np.isnan(out).any():
+                raise self._error(name, "contains NaN")
+        if isinstance(out, np.ndarray) and out.dtype == object:
+            out = np.array([v.decode() if isinstance(v, bytes) else v for v in out.ravel()], dtype=object).reshape(
+                out.shape
+            )
+        return out
+
+    def read_sample(self, i: int, names: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+        """All (or the named) datasets of sample ``i``."""
+        if not 0 <= i < self.num_samples:
+            raise IndexError(f"{self.path}: sample {i} out of range 0..{self.num_samples - 1}")
+        return {n: self.read(n, i) for n in (names if names is not None else self.names)}
+
+    def summary(self) -> dict:
+        """What ``handtools info`` shows: counts, sizes, datasets, provenance."""
+        datasets = {}
+        for n in self.names:
+            ds = self._f[n]
+            datasets[n] = {
+                "shape": list(ds.shape),
+                "dtype": "str" if h5py.check_string_dtype(ds.dtype) else str(ds.dtype),
+                "compression": ds.compression,
+                "chunks": list(ds.chunks) if ds.chunks else None,
+            }
+        return {
+            "path": str(self.path),
+            "kind": self.kind,
+            "num_samples": self.num_samples,
+            "num_views": self.num_views,
+            "image_size": list(self.image_size) if self.image_size else None,
+            "producer": self.producer,
+            "hand_model": self.attrs.get("hand_model"),
+            "history": self.history,
+            "datasets": datasets,
+            "bytes": self.path.stat().st_size,
+        }
+
+    def close(self) -> None:
+        if getattr(self, "_f", None) is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self) -> "ShardReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def open_shards(paths: Sequence[PathLike], require: Iterable[str] = ()) -> list[ShardReader]:
+    """Open and validate every shard before any work starts (fail early)."""
+    readers: list[ShardReader] = []
+    try:
+        for p in paths:
+            readers.append(ShardReader(p, require))
+    except Exception:
+        for r in readers:
+            r.close()
+        raise
+    return readers
+
+
+def history_entry(command: str, args: Optional[dict] = None) -> dict:
+    """One step of a shard's provenance (``history`` root attribute)."""
+    return {
+        "command": command,
+        "version": __version__,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in (args or {}).items()},
+    }
+
+
+def _validate_array(name: str, arr: np.ndarray, num_views: int) -> np.ndarray:
+    """Check a known dataset's dtype/shape before it is written; returns it in the schema dtype."""
+    if name not in DATASETS:
+        return np.asarray(arr)
+    dtype, spec = DATASETS[name]
+    if dtype == "str":
+        return np.asarray([str(s) for s in arr], dtype=object)
+    arr = np.asarray(arr)
+    if arr.ndim != len(spec):
+        raise ValueError(f"dataset {name}: {arr.ndim}-d array, expected shape {spec}")
+    for axis, (n, s) in enumerate(zip(arr.shape, spec)):
+        if (s == "V" and n != num_views) or (isinstance(s, int) and n != s):
+            raise ValueError(f"dataset {name}: shape {arr.shape}, expected {spec} with V={num_views}")
+    if np.dtype(dtype).kind == "f":
+        arr = arr.astype(dtype, copy=False)
+        if np.isnan(arr).any():
+            raise ValueError(f"dataset {name}: NaN in data to write")
+    elif arr.dtype != np.dtype(dtype):
+        if np.dtype(dtype) == np.uint8 and (arr.min(initial=0) < 0 or arr.max(initial=0) > 255):
+            raise ValueError(f"dataset {name}: values outside 0..255 for uint8")
+        arr = arr.astype(dtype)
+    return arr
+
+
+class ShardWriter:
+    """Append samples to shards in ``out_dir``, rolling over every ``shard_size`` samples.
+
+    Each shard is written to ``.<name>.<pid>.tmp`` in ``out_dir`` and renamed to
+    ``<name>`` when complete, so readers never see a partial shard; on an exception
+    (or Ctrl-C) inside the ``with`` block the partial shard is deleted.
+
+    Args:
+        out_dir: target folder (created if missing).
+        kind: ``frames``, ``crops``, ``predictions`` or ``multiview``.
+        num_views: V.
+        producer: the command that writes (e.g. ``"handtools synth"``).
+        history: provenance steps, ending with this command's entry.
+        shard_size: samples per shard.
+        name: output file name for shard k; a string prefix (``prefix-00000.h5``)
+            or a callable ``k -> file name``.
+        overwrite: replace existing shards of the same name.
+        compression: ``lzf`` (default), ``gzip`` or ``none`` for datasets written here.
+        attrs: extra root attributes (e.g. ``hand_model``); JSON-encoded if not scalar.
+        on_shard: called with each finished shard's path (commands print it on stdout).
+    """
+
+    def __init__(
+        self,
+        out_dir: PathLike,
+        *,
+        kind: str,
+        num_views: int,
+        producer: str,
+        history: Sequence[dict] = (),
+        shard_size: int = 1000,
+        name: Union[str, Callable[[int], str]] = "shard",
+        overwrite: bool = False,
+        compression: str = "lzf",
+        attrs: Optional[dict] = None,
+        on_shard: Optional[Callable[[Path], None]] = None,
+    ):
+        if kind not in KINDS:
+            raise ValueError(f"unknown shard kind {kind!r}")
+        if shard_size < 1:
+            raise ValueError("shard_size must be >= 1")
+        if compression not in ("lzf", "gzip", "none"):
+            raise ValueError(f"unknown compression {compression!r} (lzf, gzip or none)")
+        self.out_dir = Path(out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise OutputExistsError(f"{self.out_dir}: exists and is not a folder")
+        self.kind, self.num_views, self.producer = kind, int(num_views), producer
+        self.history = list(history)
+        self.shard_size = int(shard_size)
+        self._name = name if callable(name) else (lambda k, p=name: f"{p}-{k:05d}.h5")
+        self.overwrite = overwrite
+        self.compression = None if compression == "none" else compression
+        self.attrs = dict(attrs or {})
+        self.on_shard = on_shard
+        self.finished: list[Path] = []
+        self._k = 0
+        self._f: Optional[h5py.File] = None
+        self._tmp: Optional[Path] = None
+        self._final: Optional[Path] = None
+        self._n = 0
+        self._copied: set[str] = set()
+        first = self.out_dir / self._name(0)
+        if first.exists() and not overwrite:
+            raise OutputExistsError(f"{first}: exists (use --overwrite to replace)")
+
+    # -- shard lifecycle ------------------------------------------------------------
+    def _open(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        final = self.out_dir / self._name(self._k)
+        if final.exists() and not self.overwrite:
+            raise OutputExistsError(f"{final}: exists (use --overwrite to replace)")
+        self._final = final
+        self._tmp = self.out_dir / f".{final.name}.{os.getpid()}.tmp"
+        self._f = h5py.File(self._tmp, "w")
+        a = self._f.attrs
+        a["handtools_schema"] = SCHEMA_VERSION
+        a["kind"] = self.kind
+        a["producer"] = f"{self.producer} {__version__}"
+        a["history"] = json.dumps(self.history)
+        a["num_views"] = self.num_views
+        a["num_samples"] = 0
+        for k, v in self.attrs.items():
+            a[k] = v if isinstance(v, (str, int, float, np.number)) else json.dumps(v)
+        self._n = 0
+
+    def _finish(self) -> None:
+        if self._f is None:
+            return
+        for name in _dataset_names(self._f):
+            if self._f[name].shape[0] != self._n:
+                raise ValueError(f"dataset {name}: written for {self._f[name].shape[0]} of {self._n} samples")
+        self._f.attrs["num_samples"] = self._n
+        self._f.close()
+        self._f = None
+        os.replace(self._tmp, self._final)
+        self.finished.append(self._final)
+        if self.on_shard is not None:
+            self.on_shard(self._final)
+        self._k += 1
+
+    def abort(self) -> None:
+        """Drop the shard being written (its temporary file)."""
+        if self._f is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None
+        if self._tmp is not None and self._tmp.exists():
+            self._tmp.unlink()
+
+    def close(self) -> list[Path]:
+        """Finish the current shard; returns every finished shard's path."""
+        if self._f is not None and self._n > 0:
+            self._finish()
+        else:
+            self.abort()
+        return self.finished
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    # -- writing --------------------------------------------------------------------
+    def _create(self, name: str, sample_shape: tuple, dtype, like: Optional[h5py.Dataset] = None) -> h5py.Dataset:
+        if like is not None:
+            chunks = like.chunks
+            kwargs = dict(
+                compression=like.compression,
+                compression_opts=like.compression_opts,
+                shuffle=like.shuffle,
+                fletcher32=like.fletcher32,
+            )
+            if chunks is None:  # contiguous source: pick chunks ourselves
+                chunks, kwargs = True, dict(compression=self.compression)
+        else:
+            sample_bytes = int(np.prod(sample_shape, dtype=np.int64)) * np.dtype(
+                dtype if dtype is not object else np.uint8
+            ).itemsize
+            if name in PER_SAMPLE_CHUNKED or sample_bytes >= 16 * 1024:
+                chunks = (1,) + tuple(sample_shape)
+            else:  # small per-sample arrays: ~64 KiB chunks
+                rows = max(1, min(self.shard_size, (64 * 1024) // max(sample_bytes, 1)))
+                chunks = (rows,) + tuple(sample_shape)
+            kwargs = dict(compression=self.compression if dtype is not _STR_DTYPE else None)
+        return self._f.create_dataset(
+            name,
+            shape=(0,) + tuple(sample_shape),
+            maxshape=(None,) + tuple(sample_shape),
+            dtype=dtype,
+            chunks=chunks,
+            **kwargs,
+        )
+
+    def _write(self, name: str, arr: np.ndarray, start: int) -> None:
+        if name not in self._f:
+            dtype = _STR_DTYPE if (name in DATASETS and DATASETS[name][0] == "str") or arr.dtype == object else arr.dtype
+            self._create(name, arr.shape[1:], dtype)
+        ds = self._f[name]
+        if ds.shape[1:] != arr.shape[1:]:
+            raise ValueError(f"dataset {name}: sample shape {arr.shape[1:]} differs from earlier {ds.shape[1:]}")
+        ds.resize(start + len(arr), axis=0)
+        ds[start : start + len(arr)] = arr
+
+    def _copy(self, src: ShardReader, name: str, indices: np.ndarray, start: int) -> None:
+        s = src.dataset(name)
+        if name not in self._f:
+            self._create(name, s.shape[1:], s.dtype, like=s)
+        d = self._f[name]
+        if d.shape[1:] != s.shape[1:] or d.dtype != s.dtype:
+            raise ValueError(f"{src.path}: {name}: shape/dtype differ from earlier inputs")
+        d.resize(start + len(indices), axis=0)
+        same_layout = (
+            s.chunks is not None
+            and s.chunks == d.chunks
+            and s.chunks[0] == 1
+            and tuple(s.chunks[1:]) == tuple(s.shape[1:])
+            and s.compression == d.compression
+            and s.shuffle == d.shuffle
+            and s.fletcher32 == d.fletcher32
+        )
+        if same_layout:
+            # Raw chunk copy: no decompression or re-encoding.
+            zeros = (0,) * (s.ndim - 1)
+            for j, i in enumerate(indices):
+                mask, data = s.id.read_direct_chunk((int(i),) + zeros)
+                d.id.write_direct_chunk((start + j,) + zeros, data, mask)
+        else:
+            d[start : start + len(indices)] = src.read(name, np.asarray(indices))
+
+    def append(
+        self,
+        batch: Optional[dict[str, np.ndarray]] = None,
+        *,
+        copy_from: Optional[ShardReader] = None,
+        indices: Optional[Sequence[int]] = None,
+        drop: Iterable[str] = (),
+    ) -> None:
+        """Append samples.
+
+        Args:
+            batch: dataset name -> array with the samples on axis 0 (all the same length).
+            copy_from: an input shard whose other datasets are carried through for the
+                samples ``indices`` (default: all of them, in order), except those in
+                ``batch`` and ``drop``.
+        """
+        batch = dict(batch or {})
+        arrays = {k: _validate_array(k, v, self.num_views) for k, v in batch.items()}
+        lengths = {len(v) for v in arrays.values()}
+        if copy_from is not None:
+            idx = np.arange(copy_from.num_samples) if indices is None else np.asarray(indices, dtype=np.int64)
+            lengths.add(len(idx))
+            drop = set(drop) | set(arrays)
+            carried = [n for n in copy_from.names if n not in drop and not any(n.startswith(d + "/") for d in drop)]
+        else:
+            idx, carried = None, []
+        if len(lengths) > 1:
+            raise ValueError(f"batch arrays have different lengths {sorted(lengths)}")
+        n = lengths.pop() if lengths else 0
+        done = 0
+        while done < n:
+            if self._f is None:
+                self._open()
+            take = min(self.shard_size - self._n, n - done)
+            for k, v in arrays.items():
+                self._write(k, v[done : done + take], self._n)
+            for name in carried:
+                self._copy(copy_from, name, idx[done : done + take], self._n)
+            self._n += take
+            done += take
+            if self._n >= self.shard_size:
+                self._finish()

@@ -1,0 +1,95 @@
+"""Shared test fixtures: tiny shards, the CLI runner, subprocess helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from handtools.io.schema import DATASETS
+from handtools.io.shards import ShardWriter, history_entry
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = REPO.parent / "shared" / "realdata"
+
+
+def pytest_collection_modifyitems(config, items):
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+def random_batch(n: int, v: int = 2, hw=(16, 20), names=None, seed: int = 0) -> dict:
+    """Random arrays for every schema dataset (or ``names``), n samples of v views."""
+    rng = np.random.default_rng(seed)
+    sym = {"N": n, "V": v, "H": hw[0], "W": hw[1]}
+    out = {}
+    for name, (dtype, spec) in DATASETS.items():
+        if names is not None and name not in names:
+            continue
+        shape = tuple(sym[s] if isinstance(s, str) else s for s in spec)
+        if dtype == "str":
+            out[name] = np.array([f"sample-{seed}-{i}" for i in range(n)], dtype=object)
+        elif dtype == "uint8":
+            out[name] = rng.integers(0, 256, size=shape, dtype=np.uint8)
+        else:
+            out[name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def write_shard(path: Path, batch: dict, kind: str = "frames", num_views: int = 2, **kw) -> Path:
+    path = Path(path)
+    with ShardWriter(
+        path.parent,
+        kind=kind,
+        num_views=num_views,
+        producer="tests",
+        history=[history_entry("tests")],
+        name=lambda k: path.name,
+        **kw,
+    ) as w:
+        w.append(batch)
+    return path
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process; returns the result (exit_code, stdout, stderr)."""
+    from handtools.cli import app
+
+    r = CliRunner()
+
+    def invoke(*args, input=None):
+        return r.invoke(app, [str(a) for a in args], input=input)
+
+    return invoke
+
+
+def run_shell(cmd: str, cwd=None, timeout=600, check=False) -> subprocess.CompletedProcess:
+    """Run a real shell pipeline with this interpreter's handtools first on PATH."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    p = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd!r} exited {p.returncode}:\n{p.stderr}")
+    return p
+
+
+def handtools_cmd() -> str:
+    """The shell words that run handtools with this interpreter."""
+    return f"{sys.executable} -m handtools"

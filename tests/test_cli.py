@@ -1,0 +1,63 @@
+"""CLI conventions: exit codes, global options, --part, --device, stdin warnings, SIGPIPE."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+
+from handtools import __version__
+from handtools.errors import ExitCode
+from handtools.options import parse_part, resolve_device, select_part
+from tests.conftest import handtools_cmd, random_batch, run_shell, write_shard
+
+
+def test_exit_code_enum():
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 130]
+
+
+def test_version_and_help(cli):
+    r = cli("--version")
+    assert r.exit_code == 0 and __version__ in r.stdout
+    r = cli("--help")
+    assert r.exit_code == 0 and "info" in r.stdout
+
+
+def test_usage_error_exits_2(cli):
+    r = cli("info", "--no-such-option")
+    assert r.exit_code == 2
+
+
+def test_part_parsing():
+    assert parse_part(None) is None
+    assert parse_part("1/3") == (1, 3)
+    assert select_part(list(range(7)), (1, 3)) == [1, 4]
+    for bad in ["3/3", "x/2", "1", "-1/2", "0/0"]:
+        with pytest.raises(typer.BadParameter):
+            parse_part(bad)
+
+
+def test_device_parsing():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(typer.BadParameter):
+        resolve_device("tpu")
+
+
+def test_debug_shows_traceback_only_when_asked(tmp_path):
+    bad = tmp_path / "x.h5"
+    bad.write_text("nope")
+    p = run_shell(f"{handtools_cmd()} info {bad}")
+    assert p.returncode == 1 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = run_shell(f"{handtools_cmd()} --debug info {bad}")
+    assert p.returncode == 1 and "Traceback" in p.stderr
+
+
+def test_sigpipe_ends_quietly(tmp_path):
+    paths = [write_shard(tmp_path / f"s{i}.h5", random_batch(1, names=["K"])) for i in range(3)]
+    p = run_shell(f"{handtools_cmd()} info {' '.join(map(str, paths * 200))} | head -n 1")
+    assert p.returncode == 0 and p.stderr == ""
+
+
+def test_no_inputs_on_empty_stdin(cli):
+    r = cli("info", input="")
+    assert r.exit_code == 1 and "no input shards" in r.stderr
