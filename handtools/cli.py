@@ -95,7 +95,10 @@ def _register() -> None:
     from handtools.commands import COMMANDS
 
     for name, func in COMMANDS:
-        app.command(name=name)(func)
+        if isinstance(func, typer.Typer):  # a command group, e.g. `handtools import images`
+            app.add_typer(func, name=name)
+        else:
+            app.command(name=name)(func)
 
 
 _register()

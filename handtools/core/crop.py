@@ -258,3 +258,99 @@ def crop_image(image, box, out_size: int, interpolation: str = "bilinear",
     return cv2.warpAffine(img, M, (n, n), flags=_INTERPOLATION[interpolation],
                           borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(float(border_value),) * 4)
+
+
+def full_frame_box(image_size) -> np.ndarray:
+    """The square box centred on the image that holds the whole frame.
+
+    Args:
+        image_size: (W, H) in pixels.
+
+    Returns:
+        (4,) float64 box of side ``max(W, H)`` (the short side is padded when cropped).
+    """
+    w, h = (float(t) for t in image_size)
+    if not (w > 0 and h > 0):
+        raise ValueError(f"image_size must be positive (W, H), got {image_size!r}")
+    return square_box((0.5 * w, 0.5 * h), max(w, h))
+
+
+def _view_box(center, keypoints, bbox, gt_keypoints, scale, min_size):
+    """One view's box, or None when the view holds no usable hand (see view_crop_boxes)."""
+    kp = None
+    if keypoints is not None:
+        kp = np.asarray(keypoints, dtype=np.float64)
+        conf_ok = kp[:, 2] > 0 if kp.shape[-1] == 3 else np.ones(len(kp), bool)
+        if not (conf_ok & np.isfinite(kp[:, :2]).all(1)).any():
+            kp = None  # a view the detector missed: confidence 0 everywhere
+    if center == "gt":
+        uv = np.asarray(gt_keypoints, dtype=np.float64)
+        if not np.isfinite(uv).all():
+            return None
+        return hand_crop_box("gt", gt_keypoints=uv, scale=scale, min_size=min_size)
+    if center == "root":
+        if kp is None or (kp.shape[-1] == 3 and kp[ROOT_JOINT, 2] <= 0):
+            return None
+        return hand_crop_box("root", keypoints=kp, scale=scale, min_size=min_size,
+                             min_confidence=1e-12 if kp.shape[-1] == 3 else 0.0)
+    b = None if bbox is None else np.asarray(bbox, dtype=np.float64)
+    if b is not None and np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]:
+        return hand_crop_box("bbox", bbox=b, scale=scale, min_size=min_size)
+    if kp is not None:
+        return hand_crop_box("bbox", keypoints=kp, scale=scale, min_size=min_size,
+                             min_confidence=1e-12 if kp.shape[-1] == 3 else 0.0)
+    return None
+
+
+def view_crop_boxes(center: str, image_size, keypoints=None, bbox=None, gt_keypoints=None,
+                    scale: float = DEFAULT_SCALE, min_size: float = DEFAULT_MIN_SIZE,
+                    stereo: bool = False):
+    """Crop boxes of all V views of one sample, stereo-consistent when asked.
+
+    A view holds no usable hand when its inputs for the policy are missing: ``bbox``
+    zero/degenerate and no keypoint with confidence > 0 (``bbox``), root keypoint with
+    confidence 0 (``root``), non-finite projected joints (``gt``). Such a view is cropped
+    with the other stereo view's box (``stereo``), else with :func:`full_frame_box`.
+
+    Args:
+        center: ``root``, ``bbox`` or ``gt`` (see :func:`hand_crop_box`).
+        image_size: (W, H) of the views in pixels.
+        keypoints: (V, 21, 2|3) float pixels (+ confidence), or None.
+        bbox: (V, 4) float pixels, or None.
+        gt_keypoints: (V, J, 2) float pixels (projected ground-truth joints), for ``gt``.
+        scale, min_size: see :func:`hand_crop_box`.
+        stereo: V == 2 rectified pair: make the boxes a rectified pair with
+            :func:`stereo_crop_boxes`.
+
+    Returns:
+        ``(boxes, x_offset, found)``: (V, 4) float64 square boxes in pixels; ``x_offset``
+        = ``x0_right - x0_left`` in original pixels (``stereo``) else None; (V,) bool,
+        whether the view's box came from a hand.
+    """
+    if center not in CENTER_POLICIES:
+        raise ValueError(f"center must be one of {CENTER_POLICIES}, got {center!r}")
+    if center == "gt" and gt_keypoints is None:
+        raise ValueError("center='gt' needs gt_keypoints")
+    arrays = [a for a in (keypoints, bbox, gt_keypoints) if a is not None]
+    if not arrays:
+        raise ValueError("view_crop_boxes needs keypoints, bbox or gt_keypoints")
+    num_views = len(arrays[0])
+    if any(len(a) != num_views for a in arrays):
+        raise ValueError("keypoints, bbox and gt_keypoints must have the same number of views")
+    if stereo and num_views != 2:
+        raise ValueError(f"stereo needs 2 views, got {num_views}")
+    boxes = [_view_box(center,
+                       None if keypoints is None else keypoints[v],
+                       None if bbox is None else bbox[v],
+                       None if gt_keypoints is None else gt_keypoints[v], scale, min_size)
+             for v in range(num_views)]
+    found = np.array([b is not None for b in boxes])
+    if stereo:
+        if found[0] != found[1]:  # one view missed: use the other view's box
+            boxes = [boxes[int(found[1])]] * 2
+        elif not found.any():
+            boxes = [full_frame_box(image_size)] * 2
+        left, right, x_offset = stereo_crop_boxes(boxes[0], boxes[1])
+        return np.stack([left, right]), x_offset, found
+    boxes = [b if b is not None else full_frame_box(image_size) for b in boxes]
+    return np.stack(boxes), None, found

@@ -264,8 +264,10 @@ class Trainer:
                 t0 = time.perf_counter()
                 self.report("epoch_start", {"epoch": self.epoch, "steps": steps_per_epoch, "done": self.step_in_epoch})
                 self.net.train()
+                stopped_early = False
                 for batch in self._loader(self.epoch):
                     if self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps:
+                        stopped_early = True
                         break
                     metrics = self._train_step(self._to_device(batch))
                     self.step_in_epoch += 1
@@ -278,6 +280,9 @@ class Trainer:
                         raise KeyboardInterrupt
                     if self.cfg.checkpoint_every and self.global_step % self.cfg.checkpoint_every == 0:
                         self.save()
+                if stopped_early:  # --max-steps inside an epoch: keep the position, resumable
+                    self.save()
+                    break
                 last = self._reduce({k: v / max(count, 1) for k, v in sums.items()})
                 last.update(
                     epoch=self.epoch, lr=self.opt.param_groups[0]["lr"], steps=count,

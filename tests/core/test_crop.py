@@ -187,3 +187,33 @@ def test_stereo_image_crops_are_rectified():
     cl = C.crop_image(img, bl, 64)
     cr = C.crop_image(img, br, 64)
     np.testing.assert_array_equal(cl[:, 20], cr[:, 20])
+
+
+def test_view_crop_boxes_policies_misses_and_stereo():
+    kp = np.zeros((2, 21, 3))
+    kp[0, :, :2] = np.random.default_rng(0).uniform(40, 80, (21, 2))
+    kp[0, :, 2] = 1.0
+    kp[1] = kp[0] + [-20.0, 0.0, 0.0]                                # right view: 20 px disparity
+    bbox = np.array([[40.0, 40.0, 80.0, 80.0], [20.0, 40.0, 60.0, 80.0]])
+    boxes, xoff, found = C.view_crop_boxes("bbox", (160, 120), keypoints=kp, bbox=bbox, stereo=True)
+    assert found.all() and xoff == pytest.approx(-20.0)
+    np.testing.assert_allclose(boxes, [[32, 32, 88, 88], [12, 32, 68, 88]])
+    # root policy: the wrist; mono views are independent
+    boxes, xoff, _ = C.view_crop_boxes("root", (160, 120), keypoints=kp[:1], scale=1.0, min_size=1)
+    assert xoff is None
+    side = 2 * np.abs(kp[0, :, :2] - kp[0, 0, :2]).max()
+    np.testing.assert_allclose(boxes[0], np.r_[kp[0, 0, :2] - side / 2, kp[0, 0, :2] + side / 2])
+    # a stereo view without a hand takes the other view's box; no hand anywhere: the frame
+    missed = kp.copy()
+    missed[1, :, 2] = 0
+    boxes, xoff, found = C.view_crop_boxes("root", (160, 120), keypoints=missed, stereo=True)
+    assert list(found) == [True, False] and xoff == 0.0
+    np.testing.assert_allclose(boxes[0], boxes[1])
+    boxes, _, found = C.view_crop_boxes("bbox", (160, 120), bbox=np.zeros((1, 4)))
+    assert not found[0]
+    np.testing.assert_allclose(boxes[0], C.full_frame_box((160, 120)))
+    np.testing.assert_allclose(C.full_frame_box((160, 120)), [0, -20, 160, 140])
+    with pytest.raises(ValueError, match="gt_keypoints"):
+        C.view_crop_boxes("gt", (160, 120), keypoints=kp)
+    with pytest.raises(ValueError, match="2 views"):
+        C.view_crop_boxes("bbox", (160, 120), bbox=bbox[:1], stereo=True)

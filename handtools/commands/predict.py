@@ -1,0 +1,86 @@
+"""``handtools predict``: run a checkpoint on crops shards and write predictions shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+
+from handtools.console import log, progress
+from handtools.errors import InputError
+from handtools.io.pipes import emit_path, read_input_paths
+from handtools.io.shards import ShardWriter, history_entry, open_shards
+from handtools.options import Device, Inputs, Mano, Overwrite, Part, parse_part, resolve_device, select_part
+
+
+def predict(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A pretrain / selfsup-stereo checkpoint (.pt).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for predictions shards.")],
+    inputs: Inputs = None,
+    view: Annotated[int, typer.Option("--view", min=0, help="Which view a monocular model looks at.")] = 0,
+    root_depth: Annotated[
+        Optional[float],
+        typer.Option("--root-depth", help="Wrist depth (m) for monocular models; default: ground-truth joints3d."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Samples per forward pass.")] = 16,
+    part: Part = None,
+    device: Device = "auto",
+    mano: Mano = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Predict hand meshes for crops shards; ground truth and inputs are carried through.
+
+    Writes pred/verts3d and pred/joints3d (metres, camera frame of view 0) and
+    pred/uv (the model's per-vertex image coordinates) so `evaluate` can score them.
+    A monocular prior predicts root-relative depth: its absolute placement uses the
+    ground-truth wrist depth (root-relative evaluation) or --root-depth.
+
+    \b
+    $ handtools predict --checkpoint prior.pt --out preds/ crops/*.h5 | handtools evaluate
+    """
+    import torch
+
+    from handtools.core.hand_model import HandModel
+    from handtools.core.models import load_predictor
+
+    dev = resolve_device(device)
+    hand = HandModel.from_path(mano)
+    predictor = load_predictor(checkpoint, hand, dev)
+    paths = select_part(read_input_paths(inputs), parse_part(part))
+    need = ["images", "K"] + (["joints3d"] if root_depth is None and predictor.needs_root_depth else [])
+    readers = open_shards(paths, require=need)
+    for r in readers:
+        if r.image_size != predictor.image_size:
+            raise InputError(
+                f"{r.path}: crops are {r.image_size[1]}x{r.image_size[0]}, the model takes "
+                f"{predictor.image_size[1]}x{predictor.image_size[0]} (handtools crop --size)"
+            )
+        if view >= r.num_views or r.num_views < predictor.min_views:
+            raise InputError(f"{r.path}: {r.num_views} view(s); the model needs view {view} of {predictor.min_views}+")
+    if hand.identity != predictor.hand_identity:
+        log.warning(f"predict: checkpoint was trained with {predictor.hand_identity}, using {hand.identity}")
+    total = sum(r.num_samples for r in readers)
+    history_step = history_entry("handtools predict", {"checkpoint": str(checkpoint), "view": view})
+    with progress() as bar, torch.no_grad():
+        task = bar.add_task("predict", total=total)
+        for r in readers:
+            with ShardWriter(
+                out, kind="predictions", num_views=r.num_views, producer="handtools predict",
+                history=r.history + [history_step], shard_size=r.num_samples, name=lambda _, n=r.path.name: n,
+                overwrite=overwrite, attrs={"hand_model": hand.identity, "checkpoint": str(checkpoint)},
+                on_shard=emit_path,
+            ) as writer:
+                preds: dict[str, list] = {}
+                for lo in range(0, r.num_samples, batch_size):
+                    idx = np.arange(lo, min(r.num_samples, lo + batch_size))
+                    batch = {n: r.read(n, slice(lo, idx[-1] + 1)) for n in ("images", "K", "T_view", "joints3d", "baseline") if n in r}
+                    if root_depth is not None:
+                        batch["root_depth"] = np.full(len(idx), root_depth, np.float32)
+                    for k, v in predictor.predict(batch, view).items():
+                        preds.setdefault(k, []).append(v)
+                    bar.advance(task, len(idx))
+                writer.append({k: np.concatenate(v) for k, v in preds.items()}, copy_from=r, drop=["pred"])
+    for r in readers:
+        r.close()
