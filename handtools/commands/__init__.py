@@ -4,21 +4,32 @@ Command modules stay thin (parse, validate, call core, write) and import heavy
 libraries (torch, the renderer) inside the command function so ``--help`` is fast.
 """
 
-from handtools.commands import info, predict, pretrain, synth
-from handtools.commands import evaluate
-from handtools.commands import render
-from handtools.commands import crop, detect, mask
-from handtools.commands import import_
+from handtools.commands import (
+    crop,
+    demo,
+    detect,
+    evaluate,
+    import_,
+    info,
+    mask,
+    predict,
+    pretrain,
+    render,
+    selfsup_stereo,
+    synth,
+)
 
 COMMANDS = [
+    ("demo", demo.demo),
     ("synth", synth.synth),
     ("import", import_.app),
-    ("info", info.info),
-    ("pretrain", pretrain.pretrain),
-    ("predict", predict.predict),
-    ("evaluate", evaluate.evaluate),
-    ("render", render.render),
     ("detect", detect.detect),
     ("crop", crop.crop),
     ("mask", mask.mask),
+    ("pretrain", pretrain.pretrain),
+    ("selfsup-stereo", selfsup_stereo.selfsup_stereo),
+    ("predict", predict.predict),
+    ("evaluate", evaluate.evaluate),
+    ("render", render.render),
+    ("info", info.info),
 ]

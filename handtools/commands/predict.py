@@ -19,6 +19,9 @@ def predict(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A pretrain / selfsup-stereo checkpoint (.pt).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for predictions shards.")],
     inputs: Inputs = None,
+    mode: Annotated[
+        str, typer.Option("--mode", help="auto, monocular (one view) or binocular (both views, depth from disparity).")
+    ] = "auto",
     view: Annotated[int, typer.Option("--view", min=0, help="Which view a monocular model looks at.")] = 0,
     root_depth: Annotated[
         Optional[float],
@@ -34,8 +37,10 @@ def predict(
 
     Writes pred/verts3d and pred/joints3d (metres, camera frame of view 0) and
     pred/uv (the model's per-vertex image coordinates) so `evaluate` can score them.
-    A monocular prior predicts root-relative depth: its absolute placement uses the
-    ground-truth wrist depth (root-relative evaluation) or --root-depth.
+    A monocular model predicts root-relative depth: its absolute placement uses the
+    ground-truth wrist depth (root-relative evaluation) or --root-depth. A binocular
+    prediction (selfsup-stereo models, or --mode binocular with a prior: the paper's
+    "test-directly") uses both views of a rectified pair and is absolute.
 
     \b
     $ handtools predict --checkpoint prior.pt --out preds/ crops/*.h5 | handtools evaluate
@@ -47,9 +52,12 @@ def predict(
 
     dev = resolve_device(device)
     hand = HandModel.from_path(mano)
-    predictor = load_predictor(checkpoint, hand, dev)
+    if mode not in ("auto", "monocular", "binocular"):
+        raise typer.BadParameter(f"expected auto, monocular or binocular, got {mode!r}", param_hint="--mode")
+    predictor = load_predictor(checkpoint, hand, dev, mode=mode)
     paths = select_part(read_input_paths(inputs), parse_part(part))
     need = ["images", "K"] + (["joints3d"] if root_depth is None and predictor.needs_root_depth else [])
+    need += ["baseline"] if predictor.min_views == 2 else []
     readers = open_shards(paths, require=need)
     for r in readers:
         if r.image_size != predictor.image_size:
@@ -62,7 +70,7 @@ def predict(
     if hand.identity != predictor.hand_identity:
         log.warning(f"predict: checkpoint was trained with {predictor.hand_identity}, using {hand.identity}")
     total = sum(r.num_samples for r in readers)
-    history_step = history_entry("handtools predict", {"checkpoint": str(checkpoint), "view": view})
+    history_step = history_entry("handtools predict", {"checkpoint": str(checkpoint), "view": view, "mode": predictor.mode})
     with progress() as bar, torch.no_grad():
         task = bar.add_task("predict", total=total)
         for r in readers:

@@ -23,6 +23,7 @@ class PriorPredictor:
 
     needs_root_depth = True
     min_views = 1
+    mode = "monocular"
 
     def __init__(self, ckpt: dict, hand, device: torch.device):
         from handtools.core.pretrain import build_prior
@@ -70,17 +71,27 @@ class PriorPredictor:
         }
 
 
-#: checkpoint kind -> predictor class; ``selfsup-stereo`` registers ``stereo``.
+#: checkpoint kind -> monocular predictor class (``stereo`` checkpoints: see :func:`load_predictor`).
 PREDICTORS: dict[str, Callable] = {"prior": PriorPredictor}
 
 
-def load_predictor(path: Path, hand, device: torch.device):
-    """The predictor for a checkpoint file (any registered kind)."""
+def load_predictor(path: Path, hand, device: torch.device, mode: str = "auto"):
+    """The predictor for a checkpoint file (any registered kind).
+
+    ``mode``: ``auto`` (the model's natural input: one view for ``prior``, a stereo
+    pair for ``stereo``), ``monocular`` or ``binocular`` (a prior run on both views
+    with depth from disparity is the paper's "test-directly" binocular baseline).
+    """
+    if mode not in ("auto", "monocular", "binocular"):
+        raise ValueError(f"unknown prediction mode {mode!r} (auto, monocular or binocular)")
     ckpt = load_checkpoint(path, map_location=device)
     kind = ckpt.get("meta", {}).get("kind")
+    if kind == "stereo" or mode == "binocular":
+        from handtools.core.selfsup_stereo import StereoPredictor
+
+        if kind not in ("prior", "stereo"):
+            raise ValueError(f"{path}: checkpoint kind {kind!r} cannot predict from stereo pairs")
+        return StereoPredictor(ckpt, hand, device, mode=mode)
     if kind not in PREDICTORS:
-        if kind == "stereo":
-            import handtools.core.selfsup_stereo  # noqa: F401  (registers the stereo predictor)
-        if kind not in PREDICTORS:
-            raise ValueError(f"{path}: checkpoint kind {kind!r} has no predictor (known: {', '.join(PREDICTORS)})")
+        raise ValueError(f"{path}: checkpoint kind {kind!r} has no predictor (known: prior, stereo)")
     return PREDICTORS[kind](ckpt, hand, device)

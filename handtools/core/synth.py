@@ -200,19 +200,24 @@ def background(h: int, w: int, preset: DomainPreset, rng: np.random.Generator) -
     """(H, W, 3) uint8 procedural background for the preset."""
     import cv2  # opencv draws the procedural clutter
 
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # Pixel coordinates as a row (1, W) and a column (H, 1): broadcasting gives every
+    # pixel the value a full (H, W) grid would, without building the grid.
+    xx = np.arange(w, dtype=np.float32)[None, :]
+    yy = np.arange(h, dtype=np.float32)[:, None]
     if preset.background == "plain":
         c0 = rng.uniform(0.55, 0.95, size=3)
         c1 = c0 * rng.uniform(0.8, 1.0, size=3)
         a = rng.uniform(0, 2 * np.pi)
-        t = ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)) / max(h, w) + 0.5
+        t = ((xx - w / 2) * np.cos(a) + (yy - h / 2) * np.sin(a)) / max(h, w) + 0.5  # (H, W)
         img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
         return np.clip(img * 255, 0, 255).astype(np.uint8)
     # clutter: a textured wall, furniture-like blocks, stripes, blobs
-    img = np.empty((h, w, 3), np.float32)
-    img[:] = rng.uniform(60, 200, size=3)
+    wall = rng.uniform(60, 200, size=3).astype(np.float32)
     noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), rng.uniform(2, 8))
-    img += 25 * noise[..., None] / (noise.std() + 1e-6)
+    scale = noise.std() + 1e-6
+    noise *= 25
+    noise /= scale
+    img = noise[..., None] + wall  # (H, W, 3) float32: the wall plus 25 std of blurred noise
     for _ in range(rng.integers(6, 14)):
         colour = tuple(float(c) for c in rng.uniform(0, 255, size=3))
         kind = rng.integers(3)
@@ -229,7 +234,7 @@ def background(h: int, w: int, preset: DomainPreset, rng: np.random.Generator) -
             p0 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
             p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
             cv2.line(img, p0, p1, colour, int(rng.integers(2, 12)))
-    shade = 0.6 + 0.5 * (xx / w if rng.random() < 0.5 else yy / h)
+    shade = 0.6 + 0.5 * (xx / w if rng.random() < 0.5 else yy / h)  # (1, W) or (H, 1)
     img *= shade[..., None]
     return np.clip(img, 0, 255).astype(np.uint8)
 

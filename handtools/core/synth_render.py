@@ -72,28 +72,44 @@ class SceneRenderer:
         img = read_image(self.backgrounds[rng.integers(len(self.backgrounds))])
         return random_crop_resize(img, (h, w), rng)
 
-    def _render_window(self, vc, faces, K, colours, light):
-        """Render only the window around the hands (same size for the batch, shifted K per sample).
+    def _windows(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Window around one sample's hand in all its views.
 
-        Pixels outside every window hold no face, so the full-frame result equals the
-        pasted windows; this keeps synth fast at 640x480 where the hand covers a fraction.
+        uv (V, 778, 2) float32 projected vertices, pixels -> origins x0, y0 (V,) int and
+        one size (wh, ww) for all views: the hull of the vertices plus 2 px, clipped to the
+        image. It depends on this sample alone, so a frame does not depend on its batch.
         """
         h, w = self.hw
-        uv = (vc[..., :2] / vc[..., 2:3]) @ K[0, :2, :2].T + K[0, :2, 2]  # (N, 778, 2)
-        lo = torch.floor(uv.amin(1)).cpu().numpy().astype(int) - 2  # (N, 2) x, y
-        hi = torch.ceil(uv.amax(1)).cpu().numpy().astype(int) + 2
+        lo = np.floor(uv.min(1)).astype(int) - 2  # (V, 2) x, y
+        hi = np.ceil(uv.max(1)).astype(int) + 2
         ww = int(min(w, max(8, (hi[:, 0] - lo[:, 0]).max())))
         wh = int(min(h, max(8, (hi[:, 1] - lo[:, 1]).max())))
-        x0 = np.clip(lo[:, 0], 0, w - ww)
-        y0 = np.clip(lo[:, 1], 0, h - wh)
+        return np.clip(lo[:, 0], 0, w - ww), np.clip(lo[:, 1], 0, h - wh), wh, ww
+
+    def _render_window(self, vc, faces, K, colours, light, uv):
+        """Render only the window around the hand (one size for the batch, shifted K per view).
+
+        vc (B, 778, 3) camera-frame vertices of one sample's views, K (B, 3, 3), uv (B, 778, 2)
+        their projections. Pixels outside the window hold no face, so the full-frame result
+        equals the pasted window; this keeps synth fast at 640x480 where the hand covers a
+        fraction. One sample per call: a batch window would be the largest hand's.
+        """
+        x0, y0, wh, ww = self._windows(uv)
         Kw = K.clone()
         Kw[:, 0, 2] -= torch.as_tensor(x0, dtype=K.dtype, device=K.device)
         Kw[:, 1, 2] -= torch.as_tensor(y0, dtype=K.dtype, device=K.device)
         r = self.renderer.render(vc, faces, Kw, (wh, ww), colors=colours, light=light)
         return r, (y0, x0, wh, ww)
 
-    def render_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Sample and render ``indices``; returns schema datasets with N = len(indices)."""
+    def render_batch(self, indices) -> dict[str, np.ndarray]:
+        """Sample and render ``indices``; returns schema datasets with N = len(indices).
+
+        indices: (N,) int sample indices (N >= 1). Sample ``i`` depends only on the seed,
+        ``i`` and the settings, never on the other samples of the batch.
+        """
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or len(indices) == 0 or not np.issubdtype(indices.dtype, np.integer):
+            raise ValueError(f"indices must be a non-empty 1-D integer array, got {indices.dtype} {indices.shape}")
         h, w = self.hw
         rngs = [np.random.default_rng([self.seed, int(i)]) for i in indices]
         scenes: list[SceneSample] = [
@@ -108,41 +124,59 @@ class SceneRenderer:
         t = lambda a: torch.as_tensor(np.stack(a), device=dev, dtype=dt)  # noqa: E731
         out = self.model(t([s.pose for s in scenes]), t([s.shape for s in scenes]), trans=t([s.trans for s in scenes]))
         verts0, joints0 = out.verts, out.joints  # (N, 778, 3), (N, 21, 3) view-0 frame
-        colours, light = t([s.colours for s in scenes]), t([s.light for s in scenes])
-        faces = self.model.faces
+        colours, light = t([s.colours for s in scenes]), t([s.light for s in scenes])  # (N, 778, 3), (N, 11)
 
-        images = np.empty((n, v, h, w, 3), np.uint8)
-        masks = np.empty((n, v, h, w), np.uint8)
-        depth = np.empty((n, v, h, w), np.float32)
-        kp2d = np.empty((n, v, 21, 3), np.float32)
-        bbox = np.empty((n, v, 4), np.float32)
-        bgs = [[self._background(rng) for _ in range(v)] for rng in rngs]
+        vcs, vuvs, kuvs = [], [], []
         for view in range(v):
             T = torch.as_tensor(self.ts[view], device=dev, dtype=dt)
-            K = torch.as_tensor(self.ks[view], device=dev, dtype=dt).expand(n, 3, 3)
+            K = torch.as_tensor(self.ks[view], device=dev, dtype=dt)
             vc = verts0 @ T[:3, :3].T + T[:3, 3]  # (N, 778, 3) camera frame of this view
-            jc = joints0 @ T[:3, :3].T + T[:3, 3]
-            r, (y0, x0, wh, ww) = self._render_window(vc, faces, K, colours, light)
-            sil = r.silhouette.clamp(0, 1)[..., None].cpu().numpy()  # (N, h, w, 1)
-            rgb = r.rgb.clamp(0, 1).cpu().numpy()  # premultiplied by coverage
-            fid = r.face_ids.cpu().numpy()
+            jc = joints0 @ T[:3, :3].T + T[:3, 3]  # (N, 21, 3)
+            vcs.append(vc)
+            vuvs.append(((vc[..., :2] / vc[..., 2:3]) @ K[:2, :2].T + K[:2, 2]).cpu().numpy())  # (N, 778, 2)
+            kuvs.append(((jc[..., :2] / jc[..., 2:3]) @ K[:2, :2].T + K[:2, 2]).cpu().numpy())  # (N, 21, 2)
+        vc_all = torch.stack(vcs, 1)  # (N, V, 778, 3)
+        vuv, kuv = np.stack(vuvs, 1), np.stack(kuvs, 1)  # (N, V, 778, 2), (N, V, 21, 2)
+        ks = torch.as_tensor(self.ks, device=dev, dtype=dt)  # (V, 3, 3)
+
+        images = np.empty((n, v, h, w, 3), np.uint8)
+        masks = np.zeros((n, v, h, w), np.uint8)
+        depth = np.zeros((n, v, h, w), np.float32)
+        kp2d = np.empty((n, v, 21, 3), np.float32)
+        bbox = np.empty((n, v, 4), np.float32)
+        for i in range(n):
+            # The draws of sample i's stream, in order: backgrounds of all views, then per
+            # view its sensor noise and its keypoint noise.
+            bgs = [self._background(rngs[i]) for _ in range(v)]
+            r, (y0, x0, wh, ww) = self._render_window(
+                vc_all[i], self.model.faces, ks, colours[i : i + 1].expand(v, -1, -1),
+                light[i : i + 1].expand(v, -1), vuv[i],
+            )
+            sil = r.silhouette.clamp(0, 1)[..., None].cpu().numpy()  # (V, wh, ww, 1)
+            rgb = r.rgb.clamp(0, 1).cpu().numpy()  # (V, wh, ww, 3), premultiplied by coverage
+            hit = (r.face_ids >= 0).cpu().numpy()  # (V, wh, ww)
             dep = r.depth.cpu().numpy()
-            for i in range(n):
-                img = bgs[i][view].astype(np.float32) / 255.0
-                ys, xs = slice(y0[i], y0[i] + wh), slice(x0[i], x0[i] + ww)
-                img[ys, xs] = rgb[i] + (1.0 - sil[i]) * img[ys, xs]
-                noise = rngs[i].standard_normal(img.shape, dtype=np.float32) * (self.preset.noise_sigma / 255.0)
-                images[i, view] = np.clip((img + noise) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-                masks[i, view] = 0
-                masks[i, view, ys, xs] = np.where(fid[i] >= 0, 255, 0)
-                depth[i, view] = 0.0
-                depth[i, view, ys, xs] = dep[i]
-            uv = (jc[..., :2] / jc[..., 2:3]) @ K[0, :2, :2].T + K[0, :2, 2]  # (N, 21, 2)
-            uv = uv.cpu().numpy()
-            vuv = ((vc[..., :2] / vc[..., 2:3]) @ K[0, :2, :2].T + K[0, :2, 2]).cpu().numpy()
-            for i in range(n):
-                kp2d[i, view] = noisy_keypoints(uv[i][None], self.kp_noise, rngs[i])[0]
-                lo, hi = vuv[i].min(0), vuv[i].max(0)
+            for view in range(v):
+                ys, xs = slice(y0[view], y0[view] + wh), slice(x0[view], x0[view] + ww)
+                # In place, in float32, the same operations as
+                # clip((bg / 255 composited with rgb + noise) * 255 + 0.5, 0, 255): each
+                # step's value is unchanged, only the temporaries are gone.
+                img = bgs[view].astype(np.float32)
+                img /= 255.0
+                win = img[ys, xs]
+                win *= 1.0 - sil[view]
+                win += rgb[view]
+                noise = rngs[i].standard_normal(img.shape, dtype=np.float32)
+                noise *= self.preset.noise_sigma / 255.0
+                img += noise
+                img *= 255.0
+                img += 0.5
+                np.clip(img, 0, 255, out=img)
+                images[i, view] = img  # truncating cast, as astype(uint8)
+                masks[i, view, ys, xs] = hit[view] * np.uint8(255)
+                depth[i, view, ys, xs] = dep[view]
+                kp2d[i, view] = noisy_keypoints(kuv[i, view][None], self.kp_noise, rngs[i])[0]
+                lo, hi = vuv[i, view].min(0), vuv[i, view].max(0)
                 bbox[i, view] = np.clip([lo[0], lo[1], hi[0], hi[1]], 0, [w, h, w, h])
         batch = {
             "images": images,

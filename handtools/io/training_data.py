@@ -68,3 +68,37 @@ def _has(path, name: str) -> bool:
 
     with ShardReader(path) as r:
         return name in r
+
+
+class StereoCropDataset(torch.utils.data.Dataset):
+    """Rectified stereo crops for self-supervised training: **no labels are read**.
+
+    Items: ``image_l``, ``image_r`` (3, H, W) float32 in [0, 1]; ``K_l``, ``K_r`` (3, 3);
+    ``baseline`` () metres; ``mask_l``, ``mask_r`` (H, W) float32 {0, 1} (from
+    ``handtools mask``); ``index``. Only ``images``, ``K``, ``baseline`` and ``masks``
+    are opened, so ground truth in the shards cannot leak into training.
+    """
+
+    FIELDS = ("images", "K", "baseline", "masks")
+
+    def __init__(self, paths: Sequence[os.PathLike]):
+        self.base = ShardDataset(paths, list(self.FIELDS))
+        if self.base.num_views != 2:
+            raise ValueError(f"self-supervised stereo needs 2-view shards, got {self.base.num_views} view(s)")
+        if self.base.image_size is None:
+            raise ValueError("stereo crops must all have the same image size (handtools crop --size)")
+        self.image_size = self.base.image_size
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.base[int(i)]
+        img = torch.from_numpy(np.ascontiguousarray(item["images"])).permute(0, 3, 1, 2).float() / 255.0  # (2, 3, H, W)
+        masks = torch.from_numpy(item["masks"] > 127).float()  # (2, H, W)
+        K = torch.from_numpy(item["K"].astype(np.float32))
+        return {
+            "image_l": img[0], "image_r": img[1], "K_l": K[0], "K_r": K[1],
+            "baseline": torch.tensor(float(item["baseline"]), dtype=torch.float32),
+            "mask_l": masks[0], "mask_r": masks[1], "index": torch.tensor(int(i)),
+        }

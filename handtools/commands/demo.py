@@ -1,0 +1,186 @@
+"""``handtools demo``: the main job end to end on bundled synthetic data and the bundled hand model."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from handtools.console import console, log
+from handtools.errors import OutputExistsError
+from handtools.options import Device
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Sizes of one demo run (documented in docs/demo.md)."""
+
+    studio: int  # labelled studio frames for the prior
+    indoor_train: int  # unlabelled indoor stereo pairs for adaptation
+    indoor_test: int  # held-out indoor stereo pairs for evaluation
+    frame: str  # synth frame size
+    focal: float  # synth focal length, px
+    crop: int  # crop size (network input)
+    encoder: str
+    prior_epochs: int
+    prior_lr: float
+    adapt_epochs: int
+    adapt_lr: float
+
+
+PRESETS = {
+    # minutes on a laptop CPU
+    "default": DemoPreset(studio=600, indoor_train=96, indoor_test=48, frame="320x240", focal=411.4, crop=96,
+                          encoder="resnet18", prior_epochs=12, prior_lr=1e-3, adapt_epochs=4, adapt_lr=1e-4),
+    # seconds: for tests and smoke checks
+    "quick": DemoPreset(studio=24, indoor_train=8, indoor_test=4, frame="160x120", focal=205.7, crop=64,
+                        encoder="resnet18", prior_epochs=1, prior_lr=1e-3, adapt_epochs=1, adapt_lr=1e-4),
+}
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo makes.")] = Path("demo-out"),
+    preset: Annotated[str, typer.Option("--preset", help="default (minutes on a CPU) or quick (seconds).")] = "default",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for data and training.")] = 0,
+    device: Device = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="Replace an earlier demo in --out.")] = False,
+) -> None:
+    """Run the whole pipeline on synthetic data and show before/after errors.
+
+    Synthesises a labelled studio-domain set and an unlabelled indoor-domain stereo
+    set, pretrains a small hand prior on the studio set, tests it directly on
+    held-out indoor pairs, adapts it with selfsup-stereo on the unlabelled indoor
+    pairs, tests again, and renders a before/after picture. stdout: the files made.
+
+    \b
+    $ handtools demo --out demo-out
+    $ handtools demo --preset quick --out /tmp/demo
+    """
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}", param_hint="--preset")
+    p = PRESETS[preset]
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{out}: exists and is not empty (use --overwrite to replace the demo there)")
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Runner(out, overwrite=True)
+    ckw = dict(size=p.crop, center="gt")
+
+    console.print(f"[bold]handtools demo[/] ({preset} preset) -> {out}")
+    run.step("synth studio (labelled)", "synth", out=out / "studio/frames", num=p.studio, views=1, domain="studio",
+             image_size=p.frame, focal=p.focal, seed=seed)
+    run.step("crop studio", "crop", inputs=run.last, out=out / "studio/crops", **ckw)
+    run.step("synth indoor stereo (unlabelled for training)", "synth", out=out / "indoor/train-frames",
+             num=p.indoor_train, views=2, domain="indoor", image_size=p.frame, focal=p.focal, seed=seed + 1)
+    run.step("crop indoor", "crop", inputs=run.last, out=out / "indoor/train-crops", **ckw)
+    run.step("skin masks", "mask", inputs=run.last, out=out / "indoor/train", method="skin")
+    train = run.last
+    run.step("synth indoor stereo (held-out test)", "synth", out=out / "indoor/test-frames", num=p.indoor_test,
+             views=2, domain="indoor", image_size=p.frame, focal=p.focal, seed=seed + 2)
+    run.step("crop indoor test", "crop", inputs=run.last, out=out / "indoor/test", **ckw)
+    test = run.last
+    prior, adapted = out / "prior.pt", out / "adapted.pt"
+    run.step("pretrain prior on studio", "pretrain", inputs=[str(x) for x in _crops(out / "studio/crops")], out=prior,
+             encoder=p.encoder, epochs=p.prior_epochs, lr=p.prior_lr, milestones="", batch_size=8, seed=seed,
+             device=device)
+    run.step("predict before (test directly, binocular)", "predict", inputs=test, checkpoint=prior,
+             out=out / "pred-before", mode="binocular", device=device)
+    before = run.evaluate(run.last, out / "metrics-before.json")
+    run.step("selfsup-stereo on unlabelled indoor pairs", "selfsup-stereo", inputs=train, init=prior, out=adapted,
+             epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, device=device)
+    run.step("predict after", "predict", inputs=test, checkpoint=adapted, out=out / "pred-after", device=device)
+    after = run.evaluate(run.last, out / "metrics-after.json")
+    picture = _before_after(out, out / "pred-before", out / "pred-after", device)
+
+    console.print(f"\n[bold]Indoor held-out stereo pairs ({p.indoor_test}), mean joint error[/]")
+    for name, key in (("absolute 3D (mm)", "mpjpe_mm"), ("root-relative (mm)", "rr_mpjpe_mm"),
+                      ("Procrustes-aligned (mm)", "pa_mpjpe_mm"), ("PCK AUC 0-50 mm", "pck_auc")):
+        console.print(f"  {name:<26} before {before[key]:8.2f}   after {after[key]:8.2f}")
+    console.print(f"  done in {time.perf_counter() - t0:.0f} s")
+    for path in (prior, adapted, out / "metrics-before.json", out / "metrics-after.json", picture):
+        typer.echo(str(path))
+
+
+def _crops(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.h5"))
+
+
+class _Runner:
+    """Runs commands in-process, capturing their stdout (shard paths) for the next step."""
+
+    def __init__(self, out: Path, overwrite: bool):
+        self.out, self.overwrite = out, overwrite
+        self.last: list[str] = []
+
+    def step(self, title: str, command: str, **kwargs) -> None:
+        from handtools.commands import COMMANDS
+
+        func = dict(COMMANDS)[command]
+        console.print(f"[cyan]>[/] {title}")
+        kwargs.setdefault("overwrite", self.overwrite)
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            func(**kwargs)
+        self.last = [line for line in buf.getvalue().splitlines() if line.strip()]
+        log.debug(f"demo: {command} wrote {self.last}")
+
+    def evaluate(self, inputs: list[str], path: Path) -> dict:
+        from handtools.commands import evaluate as ev
+
+        buf = io.StringIO()
+        quiet, console.quiet = console.quiet, True  # the demo prints its own summary
+        try:
+            with contextlib.redirect_stdout(buf):
+                ev.evaluate(inputs=inputs)
+        finally:
+            console.quiet = quiet
+        metrics = json.loads(buf.getvalue())
+        path.write_text(json.dumps(metrics, indent=1))
+        return metrics
+
+
+def _before_after(out: Path, before_dir: Path, after_dir: Path, device: str) -> Path:
+    """A picture: for a few test pairs, the input, the mesh before and after adaptation."""
+    import numpy as np
+    import torch
+
+    from handtools.core.hand_model import HandModel
+    from handtools.core.render import Renderer
+    from handtools.core.visualize import contact_sheet, hstack, put_label, render_panels
+    from handtools.io.shards import ShardReader
+    from handtools.options import resolve_device
+
+    dev = resolve_device(device)
+    hand = HandModel.from_path(None)
+    renderer = Renderer("auto", device=dev)
+    b = ShardReader(sorted(before_dir.glob("*.h5"))[0])
+    a = ShardReader(sorted(after_dir.glob("*.h5"))[0])
+    n = min(4, b.num_samples)
+    images, K = b.read("images")[:n, 0], torch.from_numpy(b.read("K")[:n, 0])
+    w = images.shape[2]
+    strips = {}
+    for name, r, key in (("before", b, "pred/"), ("after", a, "pred/"), ("ground truth", b, "")):
+        verts = torch.from_numpy(r.read(key + "verts3d")[:n])
+        joints = torch.from_numpy(r.read(key + "joints3d")[:n])
+        strips[name] = render_panels(renderer, images, verts, hand.faces, K, joints=joints, labels=False)
+    panel = lambda strip, k: np.ascontiguousarray(strip[:, :, k * w:(k + 1) * w])  # noqa: E731  (1 mesh, 3 side view)
+    tiles = []
+    for i in range(n):
+        parts = [put_label(images[i], "input")]
+        parts += [put_label(panel(strips[name], 1)[i], name) for name in strips]
+        parts += [put_label(panel(strips[name], 3)[i], name + " side") for name in strips]
+        tiles.append(hstack(parts))
+    sheet = contact_sheet(tiles, cols=1)
+    path = out / "before_after.png"
+    import imageio.v3 as iio
+
+    tmp = out / ".before_after.png.tmp"
+    iio.imwrite(tmp, np.asarray(sheet), extension=".png")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,212 @@
+"""Tests of the binocular self-supervised model (handtools.core.selfsup_stereo).
+
+A tiny untrained prior (ResNet-18, 64 px) and two synthetic stereo pairs: a rendered
+hand (bundled model) seen by a rectified pair, so masks and images are consistent.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from handtools.core.cameras import rectified_stereo_K_T
+from handtools.core.hand_model import HandModel
+from handtools.core.nets.prior import HandPriorNet, regress_joints21
+from handtools.core.render import Renderer
+from handtools.core.selfsup_stereo import (
+    LOSS_WEIGHTS,
+    MESH_UNIT,
+    SELFSUP_DEFAULTS,
+    StereoPredictor,
+    StereoSelfSupLoss,
+    pseudo_meshes,
+    stereo_meshes,
+    stereo_net_from_prior,
+)
+from handtools.core.stereo import verts_from_disparity
+
+SIZE = 64
+ALL = ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
+
+
+@pytest.fixture(scope="module")
+def hand():
+    return HandModel.from_path(None)
+
+
+@pytest.fixture(scope="module")
+def prior_ckpt(hand):
+    torch.manual_seed(0)
+    net = HandPriorNet("resnet18", SIZE, with_z=True, J_regressor=hand.joint_regressor, hidden_channels=32,
+                       depth_bins=16)
+    return {"model": net.state_dict(), "meta": {"kind": "prior", "net": net.config, "hand_model": hand.identity}}
+
+
+@pytest.fixture(scope="module")
+def pairs(hand):
+    """Two rendered stereo pairs (list of StereoCropDataset-like items) + their GT meshes."""
+    f, b, z0 = 120.0, 0.06, 0.5
+    K, _ = rectified_stereo_K_T(f, SIZE / 2, SIZE / 2, b)
+    Kl, Kr = K[0].clone(), K[1].clone()
+    Kr[0, 2] += f * b / z0  # the right crop is centred on the hand too
+    R = Renderer("torch")
+    items, meshes = [], []
+    for i in range(2):
+        pose = torch.zeros(1, 48)
+        pose[0, 0] = -math.pi / 2 + 0.2 * i
+        v = hand(pose, torch.zeros(1, 10)).verts
+        vl = v - v.mean(1, keepdim=True) + torch.tensor([0.0, 0.0, z0])  # (1, 778, 3)
+        vr = vl - torch.tensor([b, 0.0, 0.0])
+        col = 0.5 + 0.4 * torch.sin(vl @ (150 * torch.randn(3, 3, generator=torch.Generator().manual_seed(i))))
+        rl = R.render(vl, hand.faces, Kl[None], (SIZE, SIZE), colors=col)
+        rr = R.render(vr, hand.faces, Kr[None], (SIZE, SIZE), colors=col)
+        items.append({
+            "image_l": rl.rgb[0].permute(2, 0, 1).float(), "image_r": rr.rgb[0].permute(2, 0, 1).float(),
+            "K_l": Kl.float(), "K_r": Kr.float(), "baseline": torch.tensor(b),
+            "mask_l": (rl.silhouette[0] > 0.5).float(), "mask_r": (rr.silhouette[0] > 0.5).float(),
+            "index": torch.tensor(i),
+        })
+        meshes.append(vl[0])
+    return items, torch.stack(meshes)
+
+
+def _batch(items):
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+@pytest.fixture(scope="module")
+def pseudo(prior_ckpt, hand, pairs):
+    return pseudo_meshes(prior_ckpt, hand.joint_regressor, pairs[0], torch.device("cpu"), batch_size=2)
+
+
+def test_constants():
+    assert set(ALL) <= set(LOSS_WEIGHTS)
+    assert (LOSS_WEIGHTS["photo"], LOSS_WEIGHTS["edge"], LOSS_WEIGHTS["laplacian"], LOSS_WEIGHTS["mask"],
+            LOSS_WEIGHTS["chamfer"], LOSS_WEIGHTS["normal"]) == (100.0, 1.0, 10.0, 0.1, 0.001, 0.001)  # eq. 10
+    assert SELFSUP_DEFAULTS["lr"] == 1e-5 and SELFSUP_DEFAULTS["epochs"] == 13 and SELFSUP_DEFAULTS["batch_size"] == 4
+    assert MESH_UNIT > 0
+
+
+def test_pseudo_meshes_shapes(pseudo, pairs):
+    assert set(pseudo) == {"left", "right"}
+    for k in ("left", "right"):
+        assert pseudo[k].shape == (2, 778, 3) and pseudo[k].dtype == torch.float32
+        assert torch.isfinite(pseudo[k]).all()
+        assert (pseudo[k][..., 2] > 0).all()  # in front of the camera
+    # left and right pseudo meshes share the wrist depth from disparity: same z for the same vertex
+    # up to the two branches' own root-relative z; their x differ by about the baseline
+    assert torch.allclose(pseudo["left"][..., 2].mean(1), pseudo["right"][..., 2].mean(1), rtol=0.5)
+
+
+@pytest.mark.parametrize("z_head", [False, True])
+def test_loss_terms_and_gradients(prior_ckpt, hand, pairs, pseudo, z_head):
+    net = stereo_net_from_prior(prior_ckpt, hand.joint_regressor, z_head=z_head)
+    assert net.with_z == z_head
+    loss_fn = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), pseudo)
+    loss, metrics = loss_fn(net, _batch(pairs[0]))
+    assert torch.isfinite(loss) and loss.ndim == 0
+    want = {f"loss_{k}" for k in ALL} | ({"loss_depth"} if z_head else set())
+    assert set(metrics) == want
+    assert all(math.isfinite(v) for v in metrics.values())
+    loss.backward()
+    g = [p.grad for p in net.encoder.parameters() if p.grad is not None]
+    assert g and sum(float(x.abs().sum()) for x in g) > 0  # gradients reach the encoder
+    if z_head:
+        gz = [p.grad for n, p in net.named_parameters() if "conv_z" in n and p.grad is not None]
+        assert gz and sum(float(x.abs().sum()) for x in gz) > 0
+
+
+def test_disabled_terms_absent(prior_ckpt, hand, pairs, pseudo):
+    net = stereo_net_from_prior(prior_ckpt, hand.joint_regressor, z_head=False)
+    for off in ("photo", "edge", "mask"):
+        enabled = [k for k in ALL if k != off]
+        loss_fn = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), pseudo, enabled=enabled)
+        loss, metrics = loss_fn(net, _batch(pairs[0]))
+        assert set(metrics) == {f"loss_{k}" for k in enabled}
+        assert torch.isfinite(loss)
+
+
+def test_total_is_weighted_sum(prior_ckpt, hand, pairs, pseudo):
+    """Eq. 10: the total is sum_k w_k L_k of the reported terms, with overridable weights."""
+    torch.manual_seed(0)
+    net = stereo_net_from_prior(prior_ckpt, hand.joint_regressor, z_head=False).eval()
+    w = {"photo": 3.0, "edge": 0.5}
+    loss_fn = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), pseudo, weights=w)
+    loss, metrics = loss_fn(net, _batch(pairs[0]))
+    expect = sum(dict(LOSS_WEIGHTS, **w)[k[5:]] * v for k, v in metrics.items())
+    assert float(loss) == pytest.approx(expect, rel=1e-4)
+
+
+def test_edge_term_zero_for_pseudo_shape(hand, pairs, pseudo):
+    """A prediction whose meshes are the pseudo meshes has zero edge loss (eq. 5)."""
+    from handtools.core.selfsup_stereo import edge_term
+
+    topo_faces = hand.faces
+    val = edge_term(pseudo["left"] * MESH_UNIT, pseudo["left"] * MESH_UNIT, topo_faces)
+    assert float(val) == pytest.approx(0.0, abs=1e-9)
+    moved = pseudo["left"] * 1.1
+    assert float(edge_term(moved * MESH_UNIT, pseudo["left"] * MESH_UNIT, topo_faces)) > 0
+
+
+def test_stereo_meshes_binocular_matches_disparity(hand, pairs):
+    b = _batch(pairs[0])
+    uv_l = torch.rand(2, 778, 2) * SIZE
+    uv_r = uv_l - torch.tensor([3.0, 0.0])
+    vl, vr, z = stereo_meshes({"uv": uv_l}, {"uv": uv_r}, b["K_l"], b["K_r"], b["baseline"], hand.joint_regressor)
+    el, er = verts_from_disparity(uv_l, uv_r, b["K_l"], b["K_r"], b["baseline"])
+    assert torch.allclose(vl, el) and torch.allclose(vr, er) and torch.allclose(z, el[..., 2])
+
+
+def test_binocular_predictor_equals_disparity_of_branches(prior_ckpt, hand, pairs):
+    items = pairs[0]
+    pred = StereoPredictor(prior_ckpt, hand, torch.device("cpu"), mode="binocular")
+    imgs = np.stack([np.stack([(it["image_l"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
+                               (it["image_r"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)])
+                     for it in items])  # (2, 2, H, W, 3)
+    K = np.stack([np.stack([it["K_l"].numpy(), it["K_r"].numpy()]) for it in items])
+    base = np.array([float(it["baseline"]) for it in items], np.float32)
+    out = pred.predict({"images": imgs, "K": K, "baseline": base})
+    with torch.no_grad():
+        x = torch.from_numpy(imgs).permute(0, 1, 4, 2, 3).float() / 255.0
+        uv_l, uv_r = pred.net(x[:, 0])["uv"], pred.net(x[:, 1])["uv"]
+        el, _ = verts_from_disparity(uv_l, uv_r, torch.from_numpy(K[:, 0]), torch.from_numpy(K[:, 1]),
+                                     torch.from_numpy(base))
+    assert out["pred/verts3d"].shape == (2, 778, 3)
+    np.testing.assert_allclose(out["pred/verts3d"], el.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["pred/joints3d"], regress_joints21(el, hand.joint_regressor).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_monocular_predictor_z_head(prior_ckpt, hand, pairs):
+    net = stereo_net_from_prior(prior_ckpt, hand.joint_regressor, z_head=True)
+    ckpt = {"model": net.state_dict(), "meta": {"kind": "stereo", "net": net.config, "hand_model": hand.identity}}
+    pred = StereoPredictor(ckpt, hand, torch.device("cpu"), mode="monocular")
+    imgs = np.zeros((2, 1, SIZE, SIZE, 3), np.uint8)
+    K = np.stack([pairs[0][0]["K_l"].numpy()] * 2)[:, None]
+    out = pred.predict({"images": imgs, "K": K, "root_depth": np.array([0.5, 0.6], np.float32)})
+    j = out["pred/joints3d"]
+    assert j.shape == (2, 21, 3) and np.isfinite(j).all()
+    np.testing.assert_allclose(j[:, 0, 2], [0.5, 0.6], atol=1e-4)  # placed at the given wrist depth
+    # the binocular-only model refuses monocular prediction
+    net_b = stereo_net_from_prior(prior_ckpt, hand.joint_regressor, z_head=False)
+    ckpt_b = {"model": net_b.state_dict(), "meta": {"kind": "stereo", "net": net_b.config}}
+    with pytest.raises(ValueError, match="z head"):
+        StereoPredictor(ckpt_b, hand, torch.device("cpu"), mode="monocular")
+
+
+def test_z_head_needs_prior_with_z(hand):
+    net = HandPriorNet("resnet18", SIZE, with_z=False, hidden_channels=32, depth_bins=16)
+    ckpt = {"model": net.state_dict(), "meta": {"kind": "prior", "net": net.config}}
+    with pytest.raises(ValueError, match="z head"):
+        stereo_net_from_prior(ckpt, hand.joint_regressor, z_head=True)
+    assert not stereo_net_from_prior(ckpt, hand.joint_regressor, z_head=False).with_z
+
+
+def test_pseudo_labels_are_not_trainable_input(hand):
+    """The loss rejects pseudo labels of the wrong shape."""
+    with pytest.raises(ValueError):
+        StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), {"left": torch.zeros(2, 10, 3)})
