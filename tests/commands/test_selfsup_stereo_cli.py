@@ -1,0 +1,118 @@
+"""selfsup-stereo and demo through the CLI: runs, ablation switches, resume, bad input, real pipes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from handtools.core.train import load_checkpoint
+from tests.conftest import handtools_cmd, run_shell
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny prior and masked stereo crops (64 px)."""
+    from typer.testing import CliRunner
+
+    from handtools.cli import app
+
+    root = tmp_path_factory.mktemp("ss")
+    r = CliRunner()
+
+    def run(*args):
+        res = r.invoke(app, [str(a) for a in args])
+        assert res.exit_code == 0, res.stderr
+        return res.stdout.split()
+
+    frames = run("synth", "-n", "12", "--image-size", "160x120", "--out", root / "fs", "--seed", "1")
+    crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "cs", *frames)
+    run("pretrain", "--encoder", "resnet18", "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--milestones", "",
+        "--out", root / "prior.pt", *crops)
+    frames = run("synth", "--views", "2", "--domain", "indoor", "-n", "4", "--image-size", "160x120", "--out",
+                 root / "fi", "--seed", "2")
+    crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "ci", *frames)
+    masked = run("mask", "--out", root / "mi", *crops)
+    return root, masked
+
+
+def test_selfsup_stereo_trains_and_predicts_absolute_meshes(cli, setup, tmp_path):
+    root, masked = setup
+    out = tmp_path / "a.pt"
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--epochs", "1", "--lr", "1e-4", "--milestones", "",
+              "--out", out, *masked)
+    assert res.exit_code == 0, res.stderr
+    ck = load_checkpoint(out)
+    assert ck["meta"]["kind"] == "stereo" and ck["meta"]["losses"] == ["photo", "edge", "laplacian", "mask", "chamfer", "normal"]
+    assert not ck["meta"]["net"]["with_z"]  # binocular model: u, v only
+    log = json.loads(out.with_suffix(".log.jsonl").read_text().splitlines()[-1])
+    assert {"loss_photo", "loss_edge", "loss_laplacian", "loss_mask", "loss_chamfer", "loss_normal"} <= set(log)
+    res = cli("predict", "-c", out, "--out", tmp_path / "p", *masked)
+    assert res.exit_code == 0, res.stderr
+    from handtools.io.shards import ShardReader
+
+    r = ShardReader(res.stdout.strip())
+    assert r.read("pred/verts3d").shape == (4, 778, 3) and "pred/uv_right" in r
+
+
+def test_ablation_switches_and_z_head(cli, setup, tmp_path):
+    root, masked = setup
+    out = tmp_path / "nophoto.pt"
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--no-photo", "--no-chamfer", "--max-steps", "1",
+              "--out", out, *masked)
+    assert res.exit_code == 0, res.stderr
+    assert load_checkpoint(out)["meta"]["losses"] == ["edge", "laplacian", "mask", "normal"]
+    out = tmp_path / "mono.pt"
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--z-head", "--max-steps", "1", "--out", out, *masked)
+    assert res.exit_code == 0, res.stderr
+    assert load_checkpoint(out)["meta"]["net"]["with_z"]
+    res = cli("predict", "-c", out, "--mode", "monocular", "--out", tmp_path / "pm", *masked)
+    assert res.exit_code == 0, res.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, code, text",
+    [
+        (["--weight", "bogus=1"], 2, "bogus"),
+        (["--weight", "photo=x"], 2, "NAME=VALUE"),
+        (["--resume"], 1, "no checkpoint"),
+    ],
+)
+def test_bad_input(cli, setup, tmp_path, extra, code, text):
+    root, masked = setup
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--out", tmp_path / "x.pt", *extra, *masked)
+    assert res.exit_code == code and text in res.stderr and "Traceback" not in res.stderr
+
+
+def test_needs_stereo_masks_and_a_prior(cli, setup, tmp_path):
+    root, masked = setup
+    mono = list((root / "cs").glob("*.h5"))
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--out", tmp_path / "x.pt", *mono)
+    assert res.exit_code == 1 and "baseline: missing dataset" in res.stderr
+    res = cli("selfsup-stereo", "--init", masked[0], "--out", tmp_path / "x.pt", *masked)
+    assert res.exit_code == 1 and "checkpoint" in res.stderr
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_real_pipe_crop_mask_selfsup(setup, tmp_path):
+    root, _ = setup
+    h = handtools_cmd()
+    p = run_shell(
+        f"ls {root}/fi/*.h5 | {h} crop --size 64 --center gt --out {tmp_path}/c | {h} mask --out {tmp_path}/m"
+        f" | {h} selfsup-stereo --init {root}/prior.pt --max-steps 1 --out {tmp_path}/a.pt",
+        check=True,
+    )
+    assert p.stdout.strip() == f"{tmp_path}/a.pt"
+
+
+def test_demo_quick_preset(cli, tmp_path):
+    res = cli("demo", "--preset", "quick", "--out", tmp_path / "demo")
+    assert res.exit_code == 0, res.stderr
+    made = res.stdout.split()
+    assert [p.split("/")[-1] for p in made] == ["prior.pt", "adapted.pt", "metrics-before.json", "metrics-after.json",
+                                                 "before_after.png"]
+    before = json.loads((tmp_path / "demo" / "metrics-before.json").read_text())
+    assert before["num_samples"] == 4 and before["mpjpe_mm"] > 0
+    assert "before" in res.stderr and "after" in res.stderr
+    res = cli("demo", "--preset", "quick", "--out", tmp_path / "demo")
+    assert res.exit_code == 1 and "--overwrite" in res.stderr
