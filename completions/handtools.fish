@@ -34,7 +34,7 @@ complete -c handtools -n '__fish_seen_subcommand_from demo' -l no-overwrite -d '
 complete -c handtools -n '__fish_seen_subcommand_from demo' -s h -l help -d 'Show this message and exit.'
 
 # handtools synth
-complete -c handtools -n '__fish_seen_subcommand_from synth' -s o -l out -r -F -d 'Output folder for the shards.'
+complete -c handtools -n '__fish_seen_subcommand_from synth' -s o -l out -r -F -d 'Output folder for the shards [default: ./synth].'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -s n -l num -x -d 'Number of samples (over all parts).'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l views -x -d '1 mono, 2 rectified stereo, N cameras around the hand.'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l domain -x -d 'Domain preset: studio or indoor (see docs/synth.md).'
@@ -55,7 +55,7 @@ complete -c handtools -n '__fish_seen_subcommand_from synth' -l no-overwrite -d 
 complete -c handtools -n '__fish_seen_subcommand_from synth' -s h -l help -d 'Show this message and exit.'
 
 # handtools detect
-complete -c handtools -n '__fish_seen_subcommand_from detect' -s o -l out -r -F -d 'Output folder (one shard per input, same name).'
+complete -c handtools -n '__fish_seen_subcommand_from detect' -s o -l out -r -F -d 'Output folder (one shard per input, same name) [default: ./detect].'
 complete -c handtools -n '__fish_seen_subcommand_from detect' -F
 complete -c handtools -n '__fish_seen_subcommand_from detect' -l max-hands -x -d 'Most hands MediaPipe reports per view.'
 complete -c handtools -n '__fish_seen_subcommand_from detect' -l keep -x -a 'largest score right left' -d 'Which detected hand a view keeps.'
@@ -70,7 +70,7 @@ complete -c handtools -n '__fish_seen_subcommand_from detect' -l no-overwrite -d
 complete -c handtools -n '__fish_seen_subcommand_from detect' -s h -l help -d 'Show this message and exit.'
 
 # handtools crop
-complete -c handtools -n '__fish_seen_subcommand_from crop' -s o -l out -r -F -d 'Output folder (one shard per input, same name).'
+complete -c handtools -n '__fish_seen_subcommand_from crop' -s o -l out -r -F -d 'Output folder (one shard per input, same name) [default: ./crop].'
 complete -c handtools -n '__fish_seen_subcommand_from crop' -F
 complete -c handtools -n '__fish_seen_subcommand_from crop' -l size -x -d 'Crop side in pixels (256: stereo/lixel models, 224: S2HAND).'
 complete -c handtools -n '__fish_seen_subcommand_from crop' -l center -x -a 'root bbox gt' -d 'Centre on the wrist keypoint, the detection box, or the projected ground-truth joints.'
@@ -81,7 +81,7 @@ complete -c handtools -n '__fish_seen_subcommand_from crop' -l no-overwrite -d '
 complete -c handtools -n '__fish_seen_subcommand_from crop' -s h -l help -d 'Show this message and exit.'
 
 # handtools mask
-complete -c handtools -n '__fish_seen_subcommand_from mask' -s o -l out -r -F -d 'Output folder (one shard per input, same name).'
+complete -c handtools -n '__fish_seen_subcommand_from mask' -s o -l out -r -F -d 'Output folder (one shard per input, same name) [default: ./mask].'
 complete -c handtools -n '__fish_seen_subcommand_from mask' -F
 complete -c handtools -n '__fish_seen_subcommand_from mask' -l method -x -a 'skin keypoints gt' -d 'skin colour refined by keypoints, keypoint skeleton, or the shard\'s own masks.'
 complete -c handtools -n '__fish_seen_subcommand_from mask' -l colour -x -a 'ycrcb hsv both' -d 'Skin-colour rule (method skin).'
@@ -157,7 +157,7 @@ complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -s h -l he
 
 # handtools predict
 complete -c handtools -n '__fish_seen_subcommand_from predict' -s c -l checkpoint -r -F -d 'A pretrain / selfsup-stereo checkpoint (.pt).'
-complete -c handtools -n '__fish_seen_subcommand_from predict' -s o -l out -r -F -d 'Output folder for predictions shards.'
+complete -c handtools -n '__fish_seen_subcommand_from predict' -s o -l out -r -F -d 'Output folder for predictions shards [default: ./predict].'
 complete -c handtools -n '__fish_seen_subcommand_from predict' -F
 complete -c handtools -n '__fish_seen_subcommand_from predict' -l mode -x -d 'auto, monocular (one view) or binocular (both views, depth from disparity).'
 complete -c handtools -n '__fish_seen_subcommand_from predict' -l view -x -d 'Which view a monocular model looks at.'
@@ -223,7 +223,7 @@ complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_see
 
 # handtools import images
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from images' -F
-complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from images' -s o -l out -r -F -d 'Output folder for the shards.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from images' -s o -l out -r -F -d 'Output folder for the shards [default: ./import].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from images' -l focal -x -d 'Focal length in pixels of the input images [default: guess 1.2 x max(W, H)].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from images' -l resize -x -d 'Letterbox every frame to WxH (needed when sizes differ).'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from images' -l prefix -x -d 'Shard file name prefix [default: the source kind].'
@@ -237,7 +237,7 @@ complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_su
 
 # handtools import video
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from video' -F
-complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from video' -s o -l out -r -F -d 'Output folder for the shards.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from video' -s o -l out -r -F -d 'Output folder for the shards [default: ./import].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from video' -l every -x -d 'Keep every N-th frame.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from video' -l max-frames -x -d 'Stop after this many kept frames per video.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from video' -l focal -x -d 'Focal length in pixels of the input images [default: guess 1.2 x max(W, H)].'
@@ -249,7 +249,7 @@ complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_su
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from video' -s h -l help -d 'Show this message and exit.'
 
 # handtools import stereo
-complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stereo' -s o -l out -r -F -d 'Output folder for the shards.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stereo' -s o -l out -r -F -d 'Output folder for the shards [default: ./import].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stereo' -F
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stereo' -l left -x -d 'Left views: folder or glob.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stereo' -l right -x -d 'Right views: folder or glob (same count).'
@@ -268,7 +268,7 @@ complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_su
 
 # handtools import freihand
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from freihand' -F
-complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from freihand' -s o -l out -r -F -d 'Output folder for the shards.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from freihand' -s o -l out -r -F -d 'Output folder for the shards [default: ./import].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from freihand' -l split -x -d 'training or evaluation.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from freihand' -l versions -x -d 'Training image versions, comma-separated: gs,hom,sample,auto.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from freihand' -l prefix -x -d 'Shard file name prefix [default: the source kind].'
@@ -282,7 +282,7 @@ complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_su
 
 # handtools import stb
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stb' -F
-complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stb' -s o -l out -r -F -d 'Output folder for the shards.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stb' -s o -l out -r -F -d 'Output folder for the shards [default: ./import].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stb' -l sequences -x -d 'Comma-separated, e.g. B1Counting,B1Random [default: all].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stb' -l prefix -x -d 'Shard file name prefix [default: the source kind].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from stb' -l shard-size -x -d 'Samples per output shard (rollover).'
@@ -295,7 +295,7 @@ complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_su
 
 # handtools import ho3d
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -F
-complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -s o -l out -r -F -d 'Output folder for the shards.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -s o -l out -r -F -d 'Output folder for the shards [default: ./import].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -l split -x -d 'train or evaluation.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -l sequences -x -d 'Comma-separated sequence names [default: all].'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -l prefix -x -d 'Shard file name prefix [default: the source kind].'

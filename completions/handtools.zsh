@@ -71,8 +71,8 @@ _handtools_demo() {
 
 _handtools_synth() {
     _arguments -s -S : \
-        '(-o --out)-o[Output folder for the shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for the shards.]:out:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./synth\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./synth\].]:out:_files' \
         '(-n --num)-n[Number of samples (over all parts).]:num: ' \
         '(-n --num)--num=[Number of samples (over all parts).]:num: ' \
         '(--views)--views=[1 mono, 2 rectified stereo, N cameras around the hand.]:views: ' \
@@ -97,8 +97,8 @@ _handtools_synth() {
 
 _handtools_detect() {
     _arguments -s -S : \
-        '(-o --out)-o[Output folder (one shard per input, same name).]:out:_files' \
-        '(-o --out)--out=[Output folder (one shard per input, same name).]:out:_files' \
+        '(-o --out)-o[Output folder (one shard per input, same name) \[default\: ./detect\].]:out:_files' \
+        '(-o --out)--out=[Output folder (one shard per input, same name) \[default\: ./detect\].]:out:_files' \
         '*:inputs:_files' \
         '(--max-hands)--max-hands=[Most hands MediaPipe reports per view.]:max_hands: ' \
         '(--keep)--keep=[Which detected hand a view keeps.]:keep:(largest score right left)' \
@@ -116,8 +116,8 @@ _handtools_detect() {
 
 _handtools_crop() {
     _arguments -s -S : \
-        '(-o --out)-o[Output folder (one shard per input, same name).]:out:_files' \
-        '(-o --out)--out=[Output folder (one shard per input, same name).]:out:_files' \
+        '(-o --out)-o[Output folder (one shard per input, same name) \[default\: ./crop\].]:out:_files' \
+        '(-o --out)--out=[Output folder (one shard per input, same name) \[default\: ./crop\].]:out:_files' \
         '*:inputs:_files' \
         '(--size)--size=[Crop side in pixels (256\: stereo/lixel models, 224\: S2HAND).]:size: ' \
         '(--center)--center=[Centre on the wrist keypoint, the detection box, or the projected ground-truth joints.]:center:(root bbox gt)' \
@@ -131,8 +131,8 @@ _handtools_crop() {
 
 _handtools_mask() {
     _arguments -s -S : \
-        '(-o --out)-o[Output folder (one shard per input, same name).]:out:_files' \
-        '(-o --out)--out=[Output folder (one shard per input, same name).]:out:_files' \
+        '(-o --out)-o[Output folder (one shard per input, same name) \[default\: ./mask\].]:out:_files' \
+        '(-o --out)--out=[Output folder (one shard per input, same name) \[default\: ./mask\].]:out:_files' \
         '*:inputs:_files' \
         '(--method)--method=[skin colour refined by keypoints, keypoint skeleton, or the shard'\''s own masks.]:method:(skin keypoints gt)' \
         '(--colour)--colour=[Skin-colour rule (method skin).]:colour:(ycrcb hsv both)' \
@@ -220,8 +220,8 @@ _handtools_predict() {
     _arguments -s -S : \
         '(-c --checkpoint)-c[A pretrain / selfsup-stereo checkpoint (.pt).]:checkpoint:_files' \
         '(-c --checkpoint)--checkpoint=[A pretrain / selfsup-stereo checkpoint (.pt).]:checkpoint:_files' \
-        '(-o --out)-o[Output folder for predictions shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for predictions shards.]:out:_files' \
+        '(-o --out)-o[Output folder for predictions shards \[default\: ./predict\].]:out:_files' \
+        '(-o --out)--out=[Output folder for predictions shards \[default\: ./predict\].]:out:_files' \
         '*:inputs:_files' \
         '(--mode)--mode=[auto, monocular (one view) or binocular (both views, depth from disparity).]:mode: ' \
         '(--view)--view=[Which view a monocular model looks at.]:view: ' \
@@ -326,8 +326,8 @@ _handtools_import() {
 _handtools_import_images() {
     _arguments -s -S : \
         '*:inputs:_files' \
-        '(-o --out)-o[Output folder for the shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for the shards.]:out:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
         '(--focal)--focal=[Focal length in pixels of the input images \[default\: guess 1.2 x max(W, H)\].]:focal: ' \
         '(--resize)--resize=[Letterbox every frame to WxH (needed when sizes differ).]:resize: ' \
         '(--prefix)--prefix=[Shard file name prefix \[default\: the source kind\].]:prefix: ' \
@@ -344,8 +344,8 @@ _handtools_import_images() {
 _handtools_import_video() {
     _arguments -s -S : \
         '*:inputs:_files' \
-        '(-o --out)-o[Output folder for the shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for the shards.]:out:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
         '(--every)--every=[Keep every N-th frame.]:every: ' \
         '(--max-frames)--max-frames=[Stop after this many kept frames per video.]:max_frames: ' \
         '(--focal)--focal=[Focal length in pixels of the input images \[default\: guess 1.2 x max(W, H)\].]:focal: ' \
@@ -360,8 +360,8 @@ _handtools_import_video() {
 
 _handtools_import_stereo() {
     _arguments -s -S : \
-        '(-o --out)-o[Output folder for the shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for the shards.]:out:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
         '*:inputs:_files' \
         '(--left)--left=[Left views\: folder or glob.]:left: ' \
         '(--right)--right=[Right views\: folder or glob (same count).]:right: ' \
@@ -383,8 +383,8 @@ _handtools_import_stereo() {
 _handtools_import_freihand() {
     _arguments -s -S : \
         ':root:_files' \
-        '(-o --out)-o[Output folder for the shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for the shards.]:out:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
         '(--split)--split=[training or evaluation.]:split: ' \
         '(--versions)--versions=[Training image versions, comma-separated\: gs,hom,sample,auto.]:versions: ' \
         '(--prefix)--prefix=[Shard file name prefix \[default\: the source kind\].]:prefix: ' \
@@ -401,8 +401,8 @@ _handtools_import_freihand() {
 _handtools_import_stb() {
     _arguments -s -S : \
         ':root:_files' \
-        '(-o --out)-o[Output folder for the shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for the shards.]:out:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
         '(--sequences)--sequences=[Comma-separated, e.g. B1Counting,B1Random \[default\: all\].]:sequences: ' \
         '(--prefix)--prefix=[Shard file name prefix \[default\: the source kind\].]:prefix: ' \
         '(--shard-size)--shard-size=[Samples per output shard (rollover).]:shard_size: ' \
@@ -418,8 +418,8 @@ _handtools_import_stb() {
 _handtools_import_ho3d() {
     _arguments -s -S : \
         ':root:_files' \
-        '(-o --out)-o[Output folder for the shards.]:out:_files' \
-        '(-o --out)--out=[Output folder for the shards.]:out:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
         '(--split)--split=[train or evaluation.]:split: ' \
         '(--sequences)--sequences=[Comma-separated sequence names \[default\: all\].]:sequences: ' \
         '(--prefix)--prefix=[Shard file name prefix \[default\: the source kind\].]:prefix: ' \

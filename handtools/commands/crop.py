@@ -56,7 +56,9 @@ def _gt_keypoints(reader, sl: slice) -> np.ndarray:
 
 
 def crop(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one shard per input, same name).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (one shard per input, same name) [default: ./crop].", show_default=False)
+    ] = Path("crop"),
     inputs: Inputs = None,
     size: Annotated[
         int, typer.Option("--size", min=16, max=2048, help="Crop side in pixels (256: stereo/lixel models, 224: S2HAND).")

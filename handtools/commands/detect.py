@@ -101,7 +101,9 @@ def _pick(dets, policy: str, first=None, rows_comparable: bool = False):
 
 
 def detect(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one shard per input, same name).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (one shard per input, same name) [default: ./detect].", show_default=False)
+    ] = Path("detect"),
     inputs: Inputs = None,
     max_hands: Annotated[int, typer.Option("--max-hands", min=1, max=16, help="Most hands MediaPipe reports per view.")] = 2,
     keep: Annotated[

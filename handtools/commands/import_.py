@@ -32,7 +32,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder for the shards.")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder for the shards [default: ./import].", show_default=False)]
 SkipBad = Annotated[
     bool,
     typer.Option("--skip-bad/--no-skip-bad", help="Skip missing or malformed files/labels (reported on stderr)."),
@@ -224,7 +224,7 @@ def _require_dir(root: Path, what: str) -> None:
 @app.command("images")
 def images(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or globs (quoted).", show_default=False)],
-    out: Out,
+    out: Out = Path("import"),
     focal: Focal = None,
     resize: Resize = None,
     prefix: Prefix = None,
@@ -235,31 +235,40 @@ def images(
 ) -> None:
     """Import image files (any format imageio reads) as mono frames (V=1) with intrinsics.
 
-    All images must have one size, or give --resize WxH to letterbox them (scale to
-    fit, keep the aspect, pad black; K follows). Without --focal, K is a guess.
+    A shard holds images of one size: images of different sizes go to one shard
+    series per size (<prefix>-<W>x<H>-*.h5), or give --resize WxH to letterbox them
+    all to one size (scale to fit, keep the aspect, pad black; K follows). Without
+    --focal, K is a guess.
 
     \b
     $ handtools import images photos/ 'more/*.jpg' --out data/ | handtools info
     $ handtools import images shots/ --resize 640x480 --focal 1500 --skip-bad --out data/
     """
-    from handtools.io.datasets.media import expand_image_inputs, image_records
+    from handtools.io.datasets.media import expand_image_inputs, image_records, image_records_by_size
 
     _check_focal(focal)
     hw = _parse_resize(resize)
     parts = parse_part(part)
     skips = _Skips(skip_bad)
-    records = image_records(expand_image_inputs(inputs), focal=focal, resize=hw, on_bad=skips.on_bad)
+    paths = expand_image_inputs(inputs)
+    if hw is None:
+        groups = image_records_by_size(paths, focal=focal, on_bad=skips.on_bad)
+    else:
+        groups = {hw: image_records(paths, focal=focal, resize=hw, on_bad=skips.on_bad)}
     _guess_note(focal)
-    log.info(f"import images: {len(records)} image(s) into {out}")
-    _write(records, total=len(records), out=out, prefix=prefix or "images", shard_size=shard_size, part=parts,
-           overwrite=overwrite, skips=skips,
-           history=_history("images", dict(inputs=list(inputs), focal=focal, resize=resize, part=part)))
+    base = prefix or "images"
+    for (h, w), records in groups.items():
+        name = base if len(groups) == 1 else f"{base}-{w}x{h}"
+        log.info(f"import images: {len(records)} image(s) of {w}x{h} into {out}")
+        _write(records, total=len(records), out=out, prefix=name, shard_size=shard_size, part=parts,
+               overwrite=overwrite, skips=skips,
+               history=_history("images", dict(inputs=list(inputs), focal=focal, resize=resize, part=part)))
 
 
 @app.command("video")
 def video(
     inputs: Annotated[list[Path], typer.Argument(help="Video files (mp4, avi, gif, ...).", show_default=False)],
-    out: Out,
+    out: Out = Path("import"),
     every: Annotated[int, typer.Option("--every", min=1, help="Keep every N-th frame.")] = 1,
     max_frames: Annotated[
         Optional[int], typer.Option("--max-frames", min=1, help="Stop after this many kept frames per video.")
@@ -299,7 +308,7 @@ def video(
 
 @app.command("stereo")
 def stereo(
-    out: Out,
+    out: Out = Path("import"),
     inputs: Annotated[
         Optional[list[str]],
         typer.Argument(help="Side-by-side frames (files, folders, globs): left half = left view.", show_default=False),
@@ -375,7 +384,7 @@ def stereo(
 @app.command("freihand")
 def freihand(
     root: Annotated[Path, typer.Argument(help="FreiHAND folder (holds training_K.json, training/).")],
-    out: Out,
+    out: Out = Path("import"),
     split: Annotated[str, typer.Option("--split", help="training or evaluation.")] = "training",
     versions: Annotated[
         str, typer.Option("--versions", help="Training image versions, comma-separated: gs,hom,sample,auto.")
@@ -413,7 +422,7 @@ def freihand(
 @app.command("stb")
 def stb(
     root: Annotated[Path, typer.Argument(help="STB folder (holds images/ and labels/).")],
-    out: Out,
+    out: Out = Path("import"),
     sequences: Annotated[
         Optional[str], typer.Option("--sequences", help="Comma-separated, e.g. B1Counting,B1Random [default: all].")
     ] = None,
@@ -448,7 +457,7 @@ def stb(
 @app.command("ho3d")
 def ho3d(
     root: Annotated[Path, typer.Argument(help="HO-3D folder (holds train/ and/or evaluation/).")],
-    out: Out,
+    out: Out = Path("import"),
     split: Annotated[str, typer.Option("--split", help="train or evaluation.")] = "train",
     sequences: Annotated[
         Optional[str], typer.Option("--sequences", help="Comma-separated sequence names [default: all].")

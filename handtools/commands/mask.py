@@ -18,7 +18,9 @@ METHODS = ("skin", "keypoints", "gt")
 
 
 def mask(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (one shard per input, same name).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (one shard per input, same name) [default: ./mask].", show_default=False)
+    ] = Path("mask"),
     inputs: Inputs = None,
     method: Annotated[
         str, typer.Option("--method", metavar="skin|keypoints|gt",

@@ -17,7 +17,9 @@ from handtools.options import Device, Inputs, Mano, Overwrite, Part, parse_part,
 
 def predict(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="A pretrain / selfsup-stereo checkpoint (.pt).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for predictions shards.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder for predictions shards [default: ./predict].", show_default=False)
+    ] = Path("predict"),
     inputs: Inputs = None,
     mode: Annotated[
         str, typer.Option("--mode", help="auto, monocular (one view) or binocular (both views, depth from disparity).")

@@ -26,7 +26,9 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def synth(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for the shards.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder for the shards [default: ./synth].", show_default=False)
+    ] = Path("synth"),
     num: Annotated[int, typer.Option("-n", "--num", min=1, help="Number of samples (over all parts).")] = 64,
     views: Annotated[
         int, typer.Option("--views", min=1, max=64, help="1 mono, 2 rectified stereo, N cameras around the hand.")

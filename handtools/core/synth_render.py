@@ -1,7 +1,17 @@
-"""Render sampled scenes into labelled frames (the work behind ``handtools synth``)."""
+"""Render sampled scenes into labelled frames (the work behind ``handtools synth``).
+
+Speed (see ``bench/bench_synth.py``): each sample is rendered on its own, in a window
+just around its hand in every view, with torch single-threaded; samples run in
+parallel on ``workers`` Python threads instead. The work per sample (a few hundred
+small tensor ops, numpy noise, opencv drawing) is too fine-grained for torch's
+intra-op threads, whose barriers stall on a busy machine; whole samples in parallel
+are not. A sample depends only on (seed, index, settings), never on its batch or
+the number of workers.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence
 
 import numpy as np
@@ -27,6 +37,8 @@ class SceneRenderer:
         kp_noise: keypoint noise sigma in px (0: exact keypoints, confidence 1).
         seed: base seed; sample ``i`` uses ``default_rng([seed, i])``.
         backgrounds: optional image files used instead of procedural backgrounds.
+        workers: samples rendered at once on threads (default: ``torch.get_num_threads()``
+            at construction, i.e. the cores torch would use; 1 renders in the caller's thread).
     """
 
     def __init__(
@@ -41,7 +53,11 @@ class SceneRenderer:
         kp_noise: float = 0.0,
         seed: int = 0,
         backgrounds: Optional[Sequence] = None,
+        workers: Optional[int] = None,
     ):
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers if workers is not None else max(1, torch.get_num_threads())
         self.model, self.renderer, self.preset = model, renderer, preset
         self.hw = image_size
         self.ks, self.ts = ks.astype(np.float32), ts.astype(np.float32)
@@ -135,57 +151,14 @@ class SceneRenderer:
             vcs.append(vc)
             vuvs.append(((vc[..., :2] / vc[..., 2:3]) @ K[:2, :2].T + K[:2, 2]).cpu().numpy())  # (N, 778, 2)
             kuvs.append(((jc[..., :2] / jc[..., 2:3]) @ K[:2, :2].T + K[:2, 2]).cpu().numpy())  # (N, 21, 2)
-        vc_all = torch.stack(vcs, 1)  # (N, V, 778, 3)
-        vuv, kuv = np.stack(vuvs, 1), np.stack(kuvs, 1)  # (N, V, 778, 2), (N, V, 21, 2)
-        ks = torch.as_tensor(self.ks, device=dev, dtype=dt)  # (V, 3, 3)
-
-        images = np.empty((n, v, h, w, 3), np.uint8)
-        masks = np.zeros((n, v, h, w), np.uint8)
-        depth = np.zeros((n, v, h, w), np.float32)
-        kp2d = np.empty((n, v, 21, 3), np.float32)
-        bbox = np.empty((n, v, 4), np.float32)
-        for i in range(n):
-            # The draws of sample i's stream, in order: backgrounds of all views, then per
-            # view its sensor noise and its keypoint noise.
-            bgs = [self._background(rngs[i]) for _ in range(v)]
-            r, (y0, x0, wh, ww) = self._render_window(
-                vc_all[i], self.model.faces, ks, colours[i : i + 1].expand(v, -1, -1),
-                light[i : i + 1].expand(v, -1), vuv[i],
-            )
-            sil = r.silhouette.clamp(0, 1)[..., None].cpu().numpy()  # (V, wh, ww, 1)
-            rgb = r.rgb.clamp(0, 1).cpu().numpy()  # (V, wh, ww, 3), premultiplied by coverage
-            hit = (r.face_ids >= 0).cpu().numpy()  # (V, wh, ww)
-            dep = r.depth.cpu().numpy()
-            for view in range(v):
-                ys, xs = slice(y0[view], y0[view] + wh), slice(x0[view], x0[view] + ww)
-                # In place, in float32, the same operations as
-                # clip((bg / 255 composited with rgb + noise) * 255 + 0.5, 0, 255): each
-                # step's value is unchanged, only the temporaries are gone.
-                img = bgs[view].astype(np.float32)
-                img /= 255.0
-                win = img[ys, xs]
-                win *= 1.0 - sil[view]
-                win += rgb[view]
-                noise = rngs[i].standard_normal(img.shape, dtype=np.float32)
-                noise *= self.preset.noise_sigma / 255.0
-                img += noise
-                img *= 255.0
-                img += 0.5
-                np.clip(img, 0, 255, out=img)
-                images[i, view] = img  # truncating cast, as astype(uint8)
-                masks[i, view, ys, xs] = hit[view] * np.uint8(255)
-                depth[i, view, ys, xs] = dep[view]
-                kp2d[i, view] = noisy_keypoints(kuv[i, view][None], self.kp_noise, rngs[i])[0]
-                lo, hi = vuv[i, view].min(0), vuv[i, view].max(0)
-                bbox[i, view] = np.clip([lo[0], lo[1], hi[0], hi[1]], 0, [w, h, w, h])
         batch = {
-            "images": images,
+            "images": np.empty((n, v, h, w, 3), np.uint8),
             "K": np.repeat(self.ks[None], n, 0),
             "T_view": np.repeat(self.ts[None], n, 0),
-            "keypoints2d": kp2d,
-            "bbox": bbox,
-            "masks": masks,
-            "depth": depth,
+            "keypoints2d": np.empty((n, v, 21, 3), np.float32),
+            "bbox": np.empty((n, v, 4), np.float32),
+            "masks": np.zeros((n, v, h, w), np.uint8),
+            "depth": np.zeros((n, v, h, w), np.float32),
             "joints3d": joints0.cpu().numpy().astype(np.float32),
             "verts3d": verts0.cpu().numpy().astype(np.float32),
             "mano/pose": np.stack([s.pose for s in scenes]),
@@ -196,4 +169,65 @@ class SceneRenderer:
         }
         if self.baseline is not None:
             batch["baseline"] = np.full(n, self.baseline, np.float32)
+        vc_all = torch.stack(vcs, 1)  # (N, V, 778, 3)
+        vuv, kuv = np.stack(vuvs, 1), np.stack(kuvs, 1)  # (N, V, 778, 2), (N, V, 21, 2)
+        ks = torch.as_tensor(self.ks, device=dev, dtype=dt)  # (V, 3, 3)
+
+        def one(i: int) -> None:
+            self._render_sample(rngs[i], vc_all[i], ks, colours[i], light[i], vuv[i], kuv[i], batch, i)
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # see the module docstring; restored below
+        try:
+            one(0)  # in this thread first: backends and caches initialise once, unraced
+            if self.workers > 1 and n > 1:
+                with ThreadPoolExecutor(min(self.workers, n - 1)) as pool:
+                    list(pool.map(one, range(1, n)))  # list(): re-raises a worker's error here
+            else:
+                for i in range(1, n):
+                    one(i)
+        finally:
+            torch.set_num_threads(threads)
         return batch
+
+    def _render_sample(self, rng, vc, ks, colours, light, vuv, kuv, batch: dict, i: int) -> None:
+        """Render sample ``i`` of ``batch`` into its arrays, in place.
+
+        rng: its generator, after scene sampling; vc (V, 778, 3) camera-frame vertices of
+        each view, metres; ks (V, 3, 3); colours (778, 3); light (11,); vuv (V, 778, 2) and
+        kuv (V, 21, 2) float32 projected vertices and joints, pixels.
+        """
+        h, w = self.hw
+        v = self.views
+        # The draws of the sample's stream, in order: the backgrounds of all views, then
+        # per view its sensor noise and its keypoint noise.
+        bgs = [self._background(rng) for _ in range(v)]
+        r, (y0, x0, wh, ww) = self._render_window(
+            vc, self.model.faces, ks, colours.expand(v, -1, -1), light.expand(v, -1), vuv
+        )
+        sil = r.silhouette.clamp(0, 1)[..., None].cpu().numpy()  # (V, wh, ww, 1)
+        rgb = r.rgb.clamp(0, 1).cpu().numpy()  # (V, wh, ww, 3), premultiplied by coverage
+        hit = (r.face_ids >= 0).cpu().numpy()  # (V, wh, ww)
+        dep = r.depth.cpu().numpy()
+        for view in range(v):
+            ys, xs = slice(y0[view], y0[view] + wh), slice(x0[view], x0[view] + ww)
+            # In place, in float32, the operations of
+            # clip((bg / 255 composited with rgb + noise) * 255 + 0.5, 0, 255): every
+            # value is the same as with temporaries, which are gone.
+            img = bgs[view].astype(np.float32)
+            img /= 255.0
+            win = img[ys, xs]
+            win *= 1.0 - sil[view]
+            win += rgb[view]
+            noise = rng.standard_normal(img.shape, dtype=np.float32)
+            noise *= self.preset.noise_sigma / 255.0
+            img += noise
+            img *= 255.0
+            img += 0.5
+            np.clip(img, 0, 255, out=img)
+            batch["images"][i, view] = img  # truncating cast, as astype(uint8)
+            batch["masks"][i, view, ys, xs] = hit[view] * np.uint8(255)
+            batch["depth"][i, view, ys, xs] = dep[view]
+            batch["keypoints2d"][i, view] = noisy_keypoints(kuv[view][None], self.kp_noise, rng)[0]
+            lo, hi = vuv[view].min(0), vuv[view].max(0)
+            batch["bbox"][i, view] = np.clip([lo[0], lo[1], hi[0], hi[1]], 0, [w, h, w, h])

@@ -47,11 +47,11 @@ def test_images_folder_and_glob(cli, tmp_path):
     assert r2.num_samples == 2 and r2.read("K")[0, 0, 0, 0] == 100
 
 
-def test_mixed_sizes_refused_unless_resize(cli, tmp_path):
+def test_mixed_sizes_one_series_per_size_or_resize(cli, tmp_path):
     src = _images(tmp_path / "src", [(64, 48), (40, 40)])
-    res = cli("import", "images", src, "--out", tmp_path / "o")
-    _one_line_error(res, "different sizes", "64x48", "40x40", "--resize")
-    assert not (tmp_path / "o").exists()
+    paths = _ok(cli("import", "images", src, "--out", tmp_path / "s"))
+    assert sorted(p.split("/")[-1] for p in paths) == ["images-40x40-00000.h5", "images-64x48-00000.h5"]
+    assert sorted(ShardReader(p).image_size for p in paths) == [(40, 40), (48, 64)]
     r = ShardReader(_ok(cli("import", "images", src, "--resize", "32x32", "--out", tmp_path / "o"))[0])
     K = r.read("K")[:, 0]
     assert r.image_size == (32, 32)

@@ -92,6 +92,17 @@ def _fit(img: np.ndarray, K: np.ndarray, resize: Optional[tuple[int, int]]):
     return letterbox(img, K, resize)
 
 
+def image_records_by_size(
+    paths: Sequence[Path], *, focal: Optional[float] = None, on_bad: OnBad = None
+) -> dict[tuple[int, int], list[Record]]:
+    """Image records grouped by image size (H, W), for one shard series per size."""
+    sizes = _sizes(paths, on_bad)
+    groups: dict[tuple[int, int], list[Path]] = {}
+    for p, hw in sizes.items():
+        groups.setdefault(hw, []).append(p)
+    return {hw: image_records(ps, focal=focal, on_bad=on_bad) for hw, ps in sorted(groups.items())}
+
+
 def image_records(
     paths: Sequence[Path],
     *,
