@@ -74,6 +74,23 @@ def checkpoint_target(out: Path, *, resume: bool, overwrite: bool) -> str:
     return "new"
 
 
+def run_training(name: str, trainer, out: Path, start: str, summary: str) -> None:
+    """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0)."""
+    from handtools.console import log
+    from handtools.io.pipes import emit_path
+
+    if start == "resume":
+        trainer.resume_from(out)
+        log.info(f"{name}: resuming {out} at epoch {trainer.epoch}, step {trainer.step_in_epoch}")
+    cfg = trainer.cfg
+    log.info(f"{name}: {summary}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, device {trainer.device}")
+    with progress_reporter(name, cfg.epochs) as report:
+        trainer.report = report
+        trainer.fit()
+    if trainer.rank == 0:
+        emit_path(out)
+
+
 @contextmanager
 def progress_reporter(name: str, epochs: int) -> Iterator:
     """A Trainer ``report`` callback drawing an epoch bar and a step bar on stderr."""

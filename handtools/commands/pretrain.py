@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from handtools.commands._training import TrainOptions, checkpoint_target, progress_reporter, train_config
+from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
 from handtools.console import log
 from handtools.errors import InputError
-from handtools.io.pipes import emit_path, read_input_paths
+from handtools.io.pipes import read_input_paths
 from handtools.options import Device, Inputs, Mano, Overwrite, resolve_device
 
 
@@ -83,15 +83,5 @@ def pretrain(
         "train_shards": [str(p) for p in paths],
     }
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
-    if start == "resume":
-        trainer.resume_from(out)
-        log.info(f"pretrain: resuming {out} at epoch {trainer.epoch}, step {trainer.step_in_epoch}")
-    log.info(
-        f"pretrain: {len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}, "
-        f"{cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, device {dev}"
-    )
-    with progress_reporter("pretrain", cfg.epochs) as report:
-        trainer.report = report
-        trainer.fit()
-    if trainer.rank == 0:
-        emit_path(out)
+    run_training("pretrain", trainer, out, start,
+                 f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}")

@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from handtools.commands._training import TrainOptions, checkpoint_target, progress_reporter, train_config
+from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
 from handtools.console import log
 from handtools.errors import InputError
-from handtools.io.pipes import emit_path, read_input_paths
+from handtools.io.pipes import read_input_paths
 from handtools.options import Device, Inputs, Mano, Overwrite, resolve_device
 
 LOSSES = ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
@@ -108,18 +108,9 @@ def selfsup_stereo(
         "train_shards": [str(p) for p in paths],
     }
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
-    if start == "resume":
-        trainer.resume_from(out)
-        log.info(f"selfsup-stereo: resuming {out} at epoch {trainer.epoch}, step {trainer.step_in_epoch}")
-    log.info(
-        f"selfsup-stereo: {len(data)} pairs ({data.image_size[1]}x{data.image_size[0]}), losses {', '.join(enabled)}"
-        f"{' + z head' if z_head else ''}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, device {dev}"
-    )
-    with progress_reporter("selfsup-stereo", cfg.epochs) as report:
-        trainer.report = report
-        trainer.fit()
-    if trainer.rank == 0:
-        emit_path(out)
+    size = f"{data.image_size[1]}x{data.image_size[0]}"
+    run_training("selfsup-stereo", trainer, out, start,
+                 f"{len(data)} pairs ({size}), losses {', '.join(enabled)}{' + z head' if z_head else ''}")
 
 
 def _parse_weights(items: list[str], known: dict) -> dict:

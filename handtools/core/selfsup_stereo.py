@@ -15,9 +15,22 @@ target domain, only the image pair, its calibration and skin masks:
   between the rendered silhouette and the skin mask (eq. 7), Chamfer distance
   (eq. 8) and normal consistency (eq. 9) between the left and right meshes.
 
-Weights (eq. 10) are the paper's: :data:`LOSS_WEIGHTS`. The mesh losses are
-computed in millimetres (:data:`MESH_UNIT`), the unit of the STB labels the
-paper trained on; with metres the shape terms would vanish next to photo-consistency.
+Weights (eq. 10) are the paper's: :data:`LOSS_WEIGHTS`. Choices the paper leaves
+open (details and measurements: ``docs/selfsup-stereo.md``):
+
+* **Unit of the mesh losses: centimetres** (:data:`MESH_UNIT` = 100). Eqs. 5, 6 and 8
+  are in squared vertex units, so the unit decides how the paper's weights balance
+  them against the dimensionless photo term. Measured at the start of adaptation
+  (ResNet-18 prior, 64 px, synthetic indoor pairs, weighted values): in millimetres
+  edge 1.1e4 and Laplacian 630 against photo 49, so photo-consistency cannot matter;
+  in metres edge 0.011, Laplacian 6e-4 and Chamfer 7e-11, so only photo is left; in
+  centimetres edge 113, photo 49, Laplacian 6.3, mask 0.05, normal 0.01, Chamfer
+  7e-7, and the edge term falls below photo once the disparity mesh takes the pseudo
+  label's shape -- the paper's ordering (photo > edge > Laplacian > the rest, Table 2).
+* Edge loss summed over the unique edges (:data:`EDGE_REDUCTION`, as eq. 5 prints).
+* Pseudo labels (eq. 5): the ``--init`` prior's own shape (its z head) at the wrist
+  depth from disparity (:func:`pseudo_meshes`); per-vertex disparity of a rough prior
+  is too noisy to serve as a shape label.
 
 **Monocular variant** (``z_head``): each branch also regresses root-relative z
 per vertex (the prior's z head). For the training losses its mesh is
@@ -53,8 +66,8 @@ LOSS_WEIGHTS = {"photo": 100.0, "edge": 1.0, "laplacian": 10.0, "mask": 0.1, "ch
 #: Paper defaults for ``handtools selfsup-stereo`` (supplementary §3).
 SELFSUP_DEFAULTS = {"lr": 1e-5, "epochs": 13, "milestones": (8, 10), "gamma": 0.1, "batch_size": 4}
 
-#: Mesh losses in millimetres (metres x 1000).
-MESH_UNIT = 1000.0
+#: Mesh losses in centimetres (metres x 100): see docs/selfsup-stereo.md, "Loss units".
+MESH_UNIT = 100.0
 
 #: Reduction of the edge loss over the mesh's unique edges (eq. 5 prints a sum).
 EDGE_REDUCTION = "sum"
@@ -173,23 +186,23 @@ class StereoSelfSupLoss:
             warped_l, valid_l = warp_with_disparity(batch["image_r"], disp_l, "right_to_left", cx_off)
             terms["photo"] = photo_consistency_loss(batch["image_r"], warped_r, batch["mask_r"], self.alpha) + \
                 photo_consistency_loss(batch["image_l"], warped_l, batch["mask_l"], self.alpha)
-        mm_l, mm_r = verts_l * self.mesh_unit, verts_r * self.mesh_unit
+        lu_l, lu_r = verts_l * self.mesh_unit, verts_r * self.mesh_unit  # (B, 778, 3) in the loss unit (cm)
         if "edge" in self.enabled:  # eq. 5 against the init model's pseudo meshes
             idx = batch["index"].cpu()
             pl = self.pseudo["left"][idx].to(dev) * self.mesh_unit
             pr = self.pseudo["right"][idx].to(dev) * self.mesh_unit
-            terms["edge"] = edge_term(mm_l, pl, self.topology, self.edge_reduction) + \
-                edge_term(mm_r, pr, self.topology, self.edge_reduction)
+            terms["edge"] = edge_term(lu_l, pl, self.topology, self.edge_reduction) + \
+                edge_term(lu_r, pr, self.topology, self.edge_reduction)
         if "laplacian" in self.enabled:  # eq. 6
-            terms["laplacian"] = laplacian_loss(mm_l, self.topology) + laplacian_loss(mm_r, self.topology)
+            terms["laplacian"] = laplacian_loss(lu_l, self.topology) + laplacian_loss(lu_r, self.topology)
         if "mask" in self.enabled:  # eq. 7
             terms["mask"] = mask_loss(sil_l, batch["mask_l"]) + mask_loss(sil_r, batch["mask_r"])
         # eqs. 8-9 compare the two meshes in the left camera frame
-        mm_r_in_l = mm_r + torch.stack([b * self.mesh_unit, torch.zeros_like(b), torch.zeros_like(b)], -1)[:, None]
+        lu_r_in_l = lu_r + torch.stack([b * self.mesh_unit, torch.zeros_like(b), torch.zeros_like(b)], -1)[:, None]
         if "chamfer" in self.enabled:
-            terms["chamfer"] = chamfer_loss(mm_l, mm_r_in_l)
+            terms["chamfer"] = chamfer_loss(lu_l, lu_r_in_l)
         if "normal" in self.enabled:
-            terms["normal"] = normal_consistency_loss(mm_l, mm_r_in_l, self.topology)
+            terms["normal"] = normal_consistency_loss(lu_l, lu_r_in_l, self.topology)
         if "z" in out_l:  # monocular variant: z head agrees with the disparity depth (root-relative)
             zd = z_disp - regress_joints21(z_disp[..., None], J)[:, :1, 0]
             terms["depth"] = ((_rel(out_l, J) - zd.detach()).abs().mean() + (_rel(out_r, J) - zd.detach()).abs().mean()) * 100.0  # centimetres
