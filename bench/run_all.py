@@ -3,6 +3,7 @@
     $ python bench/run_all.py                  # quick presets (a few minutes on a 2-core CPU)
     $ python bench/run_all.py --full           # each benchmark's longer preset
     $ python bench/run_all.py --only synth shards
+    $ python bench/run_all.py --only prior      # an accuracy benchmark (15-30 min each)
 
 Each benchmark runs in its own process (its own torch threads and memory), one after
 the other; its table is printed as it finishes, then a summary of wall times and exit
@@ -25,8 +26,9 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 
-#: name -> (script, quick arguments, full arguments). Quick keeps the whole run to a few minutes.
-BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
+#: name -> (script, quick arguments, full arguments). Quick keeps the whole run to a few minutes;
+#: None: not in the quick run (the accuracy benchmarks train networks for 15-30 min on 2 cores).
+BENCHMARKS: dict[str, tuple[str, list[str] | None, list[str]]] = {
     "render": ("bench_render.py", ["--repeat", "2"], ["--repeat", "10"]),
     "nets": ("bench_nets.py", ["--iters", "2"], ["--iters", "10", "--warmup", "2"]),
     "hand_model": ("bench_hand_model.py", [], ["--full"]),
@@ -35,6 +37,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "train": ("bench_train.py", [], ["--full"]),
     "frontend": ("bench_frontend.py", ["--seconds", "1"], ["--seconds", "5"]),
     "masks": ("bench_masks.py", ["--num", "8"], ["--num", "64"]),
+    "prior": ("bench_prior.py", None, ["--preset", "cpu"]),
+    "selfsup_stereo": ("bench_selfsup_stereo.py", None, ["--preset", "cpu"]),
 }
 
 
@@ -69,12 +73,12 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), metavar="NAME",
                     help=f"run only these ({', '.join(BENCHMARKS)})")
     args = ap.parse_args()
-    names = args.only or list(BENCHMARKS)
+    names = args.only or [n for n, (_, quick, _) in BENCHMARKS.items() if args.full or quick is not None]
     print(machine_info(), flush=True)
     summary = []
     for name in names:
         script, quick, full = BENCHMARKS[name]
-        cmd = [sys.executable, str(BENCH / script), *(full if args.full else quick)]
+        cmd = [sys.executable, str(BENCH / script), *(full if args.full or quick is None else quick)]
         print(f"\n=== {name}: {' '.join(['python', 'bench/' + script, *cmd[2:]])}", flush=True)
         t0 = time.perf_counter()
         code = subprocess.run(cmd, check=False).returncode  # output goes straight to ours

@@ -217,7 +217,7 @@ def background(h: int, w: int, preset: DomainPreset, rng: np.random.Generator) -
     scale = noise.std() + 1e-6
     noise *= 25
     noise /= scale
-    img = noise[..., None] + wall  # (H, W, 3) float32: the wall plus 25 std of blurred noise
+    img = noise[..., None] + wall  # (H, W, 3) float32: the wall plus blurred noise of std 25
     for _ in range(rng.integers(6, 14)):
         colour = tuple(float(c) for c in rng.uniform(0, 255, size=3))
         kind = rng.integers(3)

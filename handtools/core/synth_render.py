@@ -5,8 +5,10 @@ just around its hand in every view, with torch single-threaded; samples run in
 parallel on ``workers`` Python threads instead. The work per sample (a few hundred
 small tensor ops, numpy noise, opencv drawing) is too fine-grained for torch's
 intra-op threads, whose barriers stall on a busy machine; whole samples in parallel
-are not. A sample depends only on (seed, index, settings), never on its batch or
-the number of workers.
+are not. The output does not depend on the number of workers. A sample's random
+draws and render window depend on (seed, index, settings) alone; the hand model
+runs on the whole batch, so a different ``--batch-size`` can move vertices by a
+float rounding (depth by ~1e-7 m, rarely a pixel by one grey level).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ class SceneRenderer:
         kp_noise: keypoint noise sigma in px (0: exact keypoints, confidence 1).
         seed: base seed; sample ``i`` uses ``default_rng([seed, i])``.
         backgrounds: optional image files used instead of procedural backgrounds.
-        workers: samples rendered at once on threads (default: ``torch.get_num_threads()``
-            at construction, i.e. the cores torch would use; 1 renders in the caller's thread).
+        workers: samples rendered at once on threads (default on CPU: ``torch.get_num_threads()``
+            at construction, i.e. the cores torch would use; on CUDA 1, as a rasteriser
+            context is not shared across threads). 1 renders in the caller's thread.
     """
 
     def __init__(
@@ -57,7 +60,6 @@ class SceneRenderer:
     ):
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
-        self.workers = workers if workers is not None else max(1, torch.get_num_threads())
         self.model, self.renderer, self.preset = model, renderer, preset
         self.hw = image_size
         self.ks, self.ts = ks.astype(np.float32), ts.astype(np.float32)
@@ -67,6 +69,9 @@ class SceneRenderer:
         self.backgrounds = list(backgrounds) if backgrounds else None
         dev, dt = model.faces.device, model.shapedirs.dtype
         self.device, self.dtype = dev, dt
+        if workers is None:
+            workers = 1 if dev.type == "cuda" else max(1, torch.get_num_threads())
+        self.workers = workers
         with torch.no_grad():
             rest = model(torch.zeros(1, 48, device=dev, dtype=dt), torch.zeros(1, 10, device=dev, dtype=dt))
         j = rest.joints[0].double().cpu().numpy()  # (21, 3) FreiHAND order
@@ -79,14 +84,29 @@ class SceneRenderer:
         normal = _normalise(np.cross(side, self.finger_dir))
         self.palm_normal = normal
 
-    def _background(self, rng: np.random.Generator) -> np.ndarray:
-        h, w = self.hw
+    def _background(self, rng: np.random.Generator, width: int | None = None) -> np.ndarray:
+        h, w = self.hw[0], width or self.hw[1]
         if self.backgrounds is None:
             return background(h, w, self.preset, rng)
         from handtools.io.images import read_image, random_crop_resize
 
         img = read_image(self.backgrounds[rng.integers(len(self.backgrounds))])
         return random_crop_resize(img, (h, w), rng)
+
+    def _backgrounds(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """One background per view; a rectified pair sees one scene.
+
+        For stereo the background is a fronto-parallel plane 1.5-3 m away: the right
+        view shows the left one shifted by that plane's disparity ``f b / z``
+        (rounded to whole pixels), so the pair is consistent away from the hand too.
+        Other rigs get an independent background per view.
+        """
+        if self.views != 2 or self.baseline is None:
+            return [self._background(rng) for _ in range(self.views)]
+        w = self.hw[1]
+        d = int(round(float(self.ks[0, 0, 0]) * self.baseline / rng.uniform(1.5, 3.0)))
+        wide = self._background(rng, width=w + d)
+        return [wide[:, :w], wide[:, d:d + w]]  # x_right = x_left - d
 
     def _windows(self, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
         """Window around one sample's hand in all its views.
@@ -103,7 +123,7 @@ class SceneRenderer:
         return np.clip(lo[:, 0], 0, w - ww), np.clip(lo[:, 1], 0, h - wh), wh, ww
 
     def _render_window(self, vc, faces, K, colours, light, uv):
-        """Render only the window around the hand (one size for the batch, shifted K per view).
+        """Render only the window around the hand (one size for the sample's views, shifted K per view).
 
         vc (B, 778, 3) camera-frame vertices of one sample's views, K (B, 3, 3), uv (B, 778, 2)
         their projections. Pixels outside the window hold no face, so the full-frame result
@@ -120,8 +140,8 @@ class SceneRenderer:
     def render_batch(self, indices) -> dict[str, np.ndarray]:
         """Sample and render ``indices``; returns schema datasets with N = len(indices).
 
-        indices: (N,) int sample indices (N >= 1). Sample ``i`` depends only on the seed,
-        ``i`` and the settings, never on the other samples of the batch.
+        indices: (N,) int sample indices (N >= 1). Sample ``i`` draws from
+        ``default_rng([seed, i])`` only (see the module docstring on batches).
         """
         indices = np.asarray(indices)
         if indices.ndim != 1 or len(indices) == 0 or not np.issubdtype(indices.dtype, np.integer):
@@ -201,7 +221,7 @@ class SceneRenderer:
         v = self.views
         # The draws of the sample's stream, in order: the backgrounds of all views, then
         # per view its sensor noise and its keypoint noise.
-        bgs = [self._background(rng) for _ in range(v)]
+        bgs = self._backgrounds(rng)
         r, (y0, x0, wh, ww) = self._render_window(
             vc, self.model.faces, ks, colours.expand(v, -1, -1), light.expand(v, -1), vuv
         )

@@ -173,3 +173,18 @@ def test_pipe_into_info(tmp_path):
     assert s["total_samples"] == 3 and s["shards"][0]["num_views"] == 2
     assert {"images", "K", "T_view", "baseline", "masks", "depth", "joints3d", "verts3d", "mano/pose",
             "mano/shape", "keypoints2d", "bbox", "source"} <= set(s["shards"][0]["datasets"])
+
+
+def test_stereo_background_is_one_scene(stereo_shard):
+    """Away from the hand, the right view is the left view shifted by one background disparity."""
+    r = stereo_shard
+    img, masks = r.read("images").astype(float), r.read("masks")
+    w = img.shape[3]
+    for i in range(r.num_samples):
+        left, right = img[i, 0], img[i, 1]
+        errs = []
+        for d in range(40):  # right(x) = left(x + d) where neither view sees the hand
+            both = (masks[i, 0][:, d:] == 0) & (masks[i, 1][:, : w - d] == 0)
+            errs.append(np.abs(left[:, d:] - right[:, : w - d])[both].mean())
+        best = int(np.argmin(errs))
+        assert errs[best] < 12.0 and errs[best] < 0.5 * np.median(errs)  # sensor noise only
