@@ -28,6 +28,7 @@ class DemoPreset:
     focal: float  # synth focal length, px
     crop: int  # crop size (network input)
     encoder: str
+    prior_batch: int
     prior_epochs: int
     prior_lr: float
     adapt_epochs: int
@@ -36,11 +37,13 @@ class DemoPreset:
 
 PRESETS = {
     # minutes on a laptop CPU
-    "default": DemoPreset(studio=600, indoor_train=96, indoor_test=48, frame="320x240", focal=411.4, crop=96,
-                          encoder="resnet18", prior_epochs=12, prior_lr=1e-3, adapt_epochs=4, adapt_lr=1e-4),
+    "default": DemoPreset(studio=2000, indoor_train=200, indoor_test=50, frame="320x240", focal=411.4, crop=64,
+                          encoder="resnet18", prior_batch=16, prior_epochs=3, prior_lr=1e-3, adapt_epochs=4,
+                          adapt_lr=1e-4),
     # seconds: for tests and smoke checks
     "quick": DemoPreset(studio=24, indoor_train=8, indoor_test=4, frame="160x120", focal=205.7, crop=64,
-                        encoder="resnet18", prior_epochs=1, prior_lr=1e-3, adapt_epochs=1, adapt_lr=1e-4),
+                        encoder="resnet18", prior_batch=8, prior_epochs=1, prior_lr=1e-3, adapt_epochs=1,
+                        adapt_lr=1e-4),
 }
 
 
@@ -87,7 +90,7 @@ def demo(
     test = run.last
     prior, adapted = out / "prior.pt", out / "adapted.pt"
     run.step("pretrain prior on studio", "pretrain", inputs=[str(x) for x in _crops(out / "studio/crops")], out=prior,
-             encoder=p.encoder, epochs=p.prior_epochs, lr=p.prior_lr, milestones="", batch_size=8, seed=seed,
+             encoder=p.encoder, epochs=p.prior_epochs, lr=p.prior_lr, milestones="", batch_size=p.prior_batch, seed=seed,
              device=device)
     run.step("predict before (test directly, binocular)", "predict", inputs=test, checkpoint=prior,
              out=out / "pred-before", mode="binocular", device=device)
