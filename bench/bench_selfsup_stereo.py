@@ -42,7 +42,7 @@ PRESETS = {
     # 64 px crops, ResNet-18, small sets: the whole run fits in ~30 min on 2 CPU cores.
     "cpu": dict(size=64, encoder="resnet18", n_studio=800, n_indoor=128, n_test=64, image_size="320x240", focal=411.0,
                 prior_epochs=8, prior_batch=8, prior_lr=1e-3, prior_milestones="",
-                ss_epochs=3, ss_batch=4, ss_lr=1e-4, ss_milestones="", device="cpu"),
+                ss_epochs=2, ss_batch=4, ss_lr=1e-4, ss_milestones="", device="cpu"),
     # the paper: 256 px crops, ResNet-50, pretrain batch 32 / 25 epochs / decay after 17, 21
     # (lr 1e-5 there for FreiHAND's 130k images; 1e-4 for our smaller synthetic set),
     # self-supervised batch 4, lr 1e-5, 13 epochs, decay after 8 and 10.

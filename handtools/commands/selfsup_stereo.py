@@ -105,6 +105,8 @@ def selfsup_stereo(
         "losses": enabled,
         "loss_weights": loss.w,
         "alpha": alpha,
+        "mesh_unit": loss.mesh_unit,
+        "edge_reduction": loss.edge_reduction,
         "train_shards": [str(p) for p in paths],
     }
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)

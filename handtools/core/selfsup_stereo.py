@@ -18,15 +18,18 @@ target domain, only the image pair, its calibration and skin masks:
 Weights (eq. 10) are the paper's: :data:`LOSS_WEIGHTS`. Choices the paper leaves
 open (details and measurements: ``docs/selfsup-stereo.md``):
 
-* **Unit of the mesh losses: centimetres** (:data:`MESH_UNIT` = 100). Eqs. 5, 6 and 8
-  are in squared vertex units, so the unit decides how the paper's weights balance
-  them against the dimensionless photo term. Measured at the start of adaptation
-  (ResNet-18 prior, 64 px, synthetic indoor pairs, weighted values): in millimetres
-  edge 1.1e4 and Laplacian 630 against photo 49, so photo-consistency cannot matter;
-  in metres edge 0.011, Laplacian 6e-4 and Chamfer 7e-11, so only photo is left; in
-  centimetres edge 113, photo 49, Laplacian 6.3, mask 0.05, normal 0.01, Chamfer
-  7e-7, and the edge term falls below photo once the disparity mesh takes the pseudo
-  label's shape -- the paper's ordering (photo > edge > Laplacian > the rest, Table 2).
+* **Unit of the mesh losses: metres** (:data:`MESH_UNIT` = 1, the package's unit).
+  Eqs. 5, 6 and 8 are in squared vertex units, so the unit alone decides how the
+  paper's weights balance them against the dimensionless photo term. Measured at
+  the start of adaptation (ResNet-18 prior, 64 px crops, 4 synthetic indoor pairs):
+  norm of the encoder+regressor gradient of each weighted term, metres --
+  photo 0.12, edge 0.35, normal 0.28, Laplacian 0.0046, mask 0.0026, Chamfer 3e-9.
+  Edge, Laplacian and Chamfer gradients scale with unit squared: in millimetres edge
+  is 3.5e5 and Laplacian 4.6e3, 3e6 times photo, so photo-consistency cannot matter
+  (the ~1e6 edge loss seen before); in centimetres 3.5e3. Only metres leaves photo,
+  edge and normal comparable (Laplacian, mask, Chamfer slight, as the paper's
+  Table 2 reports); it is the only unit of the four in which photo-consistency can
+  steer training at the paper's weights.
 * Edge loss summed over the unique edges (:data:`EDGE_REDUCTION`, as eq. 5 prints).
 * Pseudo labels (eq. 5): the ``--init`` prior's own shape (its z head) at the wrist
   depth from disparity (:func:`pseudo_meshes`); per-vertex disparity of a rough prior
@@ -47,7 +50,7 @@ import numpy as np
 import torch
 
 from handtools.core.nets.prior import regress_joints21, uvz_to_camera
-from handtools.core.pretrain import build_prior, to_camera
+from handtools.core.pretrain import build_prior
 from handtools.core.selfsup_losses import (
     chamfer_loss,
     edge_loss,
@@ -66,8 +69,8 @@ LOSS_WEIGHTS = {"photo": 100.0, "edge": 1.0, "laplacian": 10.0, "mask": 0.1, "ch
 #: Paper defaults for ``handtools selfsup-stereo`` (supplementary §3).
 SELFSUP_DEFAULTS = {"lr": 1e-5, "epochs": 13, "milestones": (8, 10), "gamma": 0.1, "batch_size": 4}
 
-#: Mesh losses in centimetres (metres x 100): see docs/selfsup-stereo.md, "Loss units".
-MESH_UNIT = 100.0
+#: Mesh losses in metres (the package unit; scale factor from metres): see docs/selfsup-stereo.md, "Loss units".
+MESH_UNIT = 1.0
 
 #: Reduction of the edge loss over the mesh's unique edges (eq. 5 prints a sum).
 EDGE_REDUCTION = "sum"
@@ -186,7 +189,7 @@ class StereoSelfSupLoss:
             warped_l, valid_l = warp_with_disparity(batch["image_r"], disp_l, "right_to_left", cx_off)
             terms["photo"] = photo_consistency_loss(batch["image_r"], warped_r, batch["mask_r"], self.alpha) + \
                 photo_consistency_loss(batch["image_l"], warped_l, batch["mask_l"], self.alpha)
-        lu_l, lu_r = verts_l * self.mesh_unit, verts_r * self.mesh_unit  # (B, 778, 3) in the loss unit (cm)
+        lu_l, lu_r = verts_l * self.mesh_unit, verts_r * self.mesh_unit  # (B, 778, 3) in the loss unit (metres)
         if "edge" in self.enabled:  # eq. 5 against the init model's pseudo meshes
             idx = batch["index"].cpu()
             pl = self.pseudo["left"][idx].to(dev) * self.mesh_unit

@@ -7,7 +7,6 @@ hand (bundled model) seen by a rectified pair, so masks and images are consisten
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -138,7 +137,7 @@ def test_total_is_weighted_sum(prior_ckpt, hand, pairs, pseudo):
     loss_fn = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), pseudo, weights=w)
     loss, metrics = loss_fn(net, _batch(pairs[0]))
     expect = sum(dict(LOSS_WEIGHTS, **w)[k[5:]] * v for k, v in metrics.items())
-    assert float(loss) == pytest.approx(expect, rel=1e-4)
+    assert float(loss.detach()) == pytest.approx(expect, rel=1e-4)
 
 
 def test_edge_term_zero_for_pseudo_shape(hand, pairs, pseudo):
@@ -206,7 +205,7 @@ def test_z_head_needs_prior_with_z(hand):
     assert not stereo_net_from_prior(ckpt, hand.joint_regressor, z_head=False).with_z
 
 
-def test_pseudo_labels_are_not_trainable_input(hand):
+def test_rejects_malformed_pseudo_labels(hand):
     """The loss rejects pseudo labels of the wrong shape."""
     with pytest.raises(ValueError):
         StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), {"left": torch.zeros(2, 10, 3)})
