@@ -217,46 +217,6 @@ class TorchRasterizer:
             zbuf = torch.where(better, zmin, zbuf)
             fbuf = torch.where(better, fmin, fbuf)
         return fbuf
-        cnt = counts[live]
-        cum = torch.cumsum(cnt, 0)
-        budget = max(self.max_candidates, H * W)
-        # Chunk boundaries over faces so that each chunk tests at most `budget` candidates.
-        bounds = [0]
-        total = int(cum[-1])
-        if total > budget:
-            marks = torch.arange(budget, total, budget, device=dev)
-            cuts = torch.searchsorted(cum, marks, right=True).tolist()
-            for cut in cuts:
-                if cut > bounds[-1] and cut < live.numel():
-                    bounds.append(cut)
-        bounds.append(live.numel())
-        for f0, f1 in zip(bounds[:-1], bounds[1:]):
-            faces_c = live[f0:f1]
-            cnt_c = cnt[f0:f1]
-            n = int(cnt_c.sum())
-            fid = torch.repeat_interleave(faces_c, cnt_c)  # (n,) global face of each candidate
-            offset = torch.repeat_interleave(torch.cumsum(cnt_c, 0) - cnt_c, cnt_c)
-            local = torch.arange(n, device=dev) - offset
-            width = bw[fid]
-            px = x0[fid] + local % width  # (n,) column
-            py = y0[fid] + local // width  # (n,) row
-            t = tri[fid]  # (n, 3, 2)
-            dx = t[..., 0] - (px.to(uv.dtype) + 0.5)[:, None]  # (n, 3)
-            dy = t[..., 1] - (py.to(uv.dtype) + 0.5)[:, None]
-            s, e = list(_EDGE_START), list(_EDGE_END)
-            lam = (dx[:, s] * dy[:, e] - dy[:, s] * dx[:, e]) * inv_area[fid, None]  # (n, 3)
-            inside = (lam >= 0).all(-1)  # inclusive: a centre on a shared edge is never a hole
-            fid, px, py, lam = fid[inside], px[inside], py[inside], lam[inside]
-            depth = 1.0 / (lam * inv_z[fid]).sum(-1)  # (m,) perspective-correct camera z
-            img = fid // F_
-            flat = (img * H + py) * W + px  # (m,)
-            zmin = torch.full_like(zbuf, float("inf")).scatter_reduce_(0, flat, depth, "amin")
-            win = depth <= zmin[flat]
-            fmin = torch.full_like(fbuf, -1).scatter_reduce_(0, flat[win], fid[win], "amax")
-            better = zmin < zbuf
-            zbuf = torch.where(better, zmin, zbuf)
-            fbuf = torch.where(better, fmin, fbuf)
-        return fbuf
 
     # -- 2. interpolate -------------------------------------------------
     def interpolate(self, attr: Tensor, frags: Fragments) -> Tensor:
