@@ -166,6 +166,13 @@ def _before_after(out: Path, before_dir: Path, after_dir: Path, device: str) -> 
     a = ShardReader(sorted(after_dir.glob("*.h5"))[0])
     n = min(4, b.num_samples)
     images, K = b.read("images")[:n, 0], torch.from_numpy(b.read("K")[:n, 0])
+    scale = max(1, 192 // images.shape[2])  # draw small crops larger; K follows (pixel i covers [i, i+1))
+    if scale > 1:
+        import cv2
+
+        images = np.stack([cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR) for im in images])
+        K = K.clone()
+        K[:, :2] *= scale
     w = images.shape[2]
     strips = {}
     for name, r, key in (("before", b, "pred/"), ("after", a, "pred/"), ("ground truth", b, "")):
