@@ -22,6 +22,8 @@ from pytorch_msssim import ssim
 from torch import Tensor
 from torch.nn import functional as F
 
+from handtools.core.checks import check_tensor
+
 #: SSIM / L1 balance of eq. 3. The paper does not give its value; 0.85 is
 #: Monodepth's (Godard et al., CVPR 2017), whose loss has the same form.
 PHOTO_ALPHA = 0.85
@@ -36,15 +38,6 @@ _FACE_EDGES = ((0, 1), (0, 2), (1, 2))
 
 
 # --------------------------------------------------------------------------- helpers
-def _check(x: Tensor, name: str, shape: tuple) -> None:
-    """Raise unless ``x`` is a floating tensor of ``shape`` (None = any size)."""
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch tensor, got {type(x).__name__}")
-    if x.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
-        want = ", ".join("*" if s is None else str(s) for s in shape)
-        raise ValueError(f"{name} must have shape ({want}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be floating point, got {x.dtype}")
 
 
 def _batch_mean(per_sample: Tensor, weight, name: str) -> Tensor:
@@ -171,9 +164,9 @@ def photo_consistency_loss(
         Scalar, dimensionless (0 for identical masked images).
     """
     name = "photo_consistency_loss"
-    _check(img_tgt, "img_tgt", (None, None, None, None))
+    check_tensor(img_tgt, "img_tgt", (None, None, None, None))
     B, C, H, W = img_tgt.shape
-    _check(img_warped, "img_warped", (B, C, H, W))
+    check_tensor(img_warped, "img_warped", (B, C, H, W))
     if mask.ndim == 4:
         if mask.shape[1] != 1:
             raise ValueError(f"{name}: mask must be (B, H, W) or (B, 1, H, W), got {tuple(mask.shape)}")
@@ -220,8 +213,8 @@ def edge_loss(
     """
     name = "edge_loss"
     _check_reduction(reduction, name)
-    _check(pred_verts, "pred_verts", (None, None, 3))
-    _check(pseudo_verts, "pseudo_verts", tuple(pred_verts.shape))
+    check_tensor(pred_verts, "pred_verts", (None, None, 3))
+    check_tensor(pseudo_verts, "pseudo_verts", tuple(pred_verts.shape))
     topo = mesh_topology(faces, pred_verts.shape[1], pred_verts.device)
     i, j = topo.edges[:, 0], topo.edges[:, 1]  # (E,)
 
@@ -251,7 +244,7 @@ def laplacian_loss(verts: Tensor, faces, weight: Tensor | None = None) -> Tensor
         Scalar, units squared.
     """
     name = "laplacian_loss"
-    _check(verts, "verts", (None, None, 3))
+    check_tensor(verts, "verts", (None, None, 3))
     topo = mesh_topology(faces, verts.shape[1], verts.device)
     delta = verts - topo.neighbour_mean(verts)  # (B, V, 3)
     per_sample = (delta ** 2).sum(-1).mean(1)  # (B,)
@@ -275,7 +268,7 @@ def mask_loss(silhouette: Tensor, mask: Tensor, weight: Tensor | None = None) ->
         Scalar, dimensionless in [0, 1].
     """
     name = "mask_loss"
-    _check(silhouette, "silhouette", (None, None, None))
+    check_tensor(silhouette, "silhouette", (None, None, None))
     if tuple(mask.shape) != tuple(silhouette.shape):
         raise ValueError(f"{name}: mask must be {tuple(silhouette.shape)}, got {tuple(mask.shape)}")
     per_sample = ((silhouette - mask.to(silhouette.dtype)) ** 2).flatten(1).mean(1)  # (B,)
@@ -311,8 +304,8 @@ def chamfer_loss(a: Tensor, b: Tensor, weight: Tensor | None = None) -> Tensor:
         Scalar, units squared.
     """
     name = "chamfer_loss"
-    _check(a, "a", (None, None, 3))
-    _check(b, "b", (a.shape[0], None, 3))
+    check_tensor(a, "a", (None, None, 3))
+    check_tensor(b, "b", (a.shape[0], None, 3))
     b = b.to(a.dtype)
     per_sample = _nearest_sq(a, b).mean(1) + _nearest_sq(b, a).mean(1)  # (B,)
     return _batch_mean(per_sample, weight, name)
@@ -347,8 +340,8 @@ def normal_consistency_loss(
     """
     name = "normal_consistency_loss"
     _check_reduction(reduction, name)
-    _check(verts_a, "verts_a", (None, None, 3))
-    _check(verts_b, "verts_b", tuple(verts_a.shape))
+    check_tensor(verts_a, "verts_a", (None, None, 3))
+    check_tensor(verts_b, "verts_b", tuple(verts_a.shape))
     topo = mesh_topology(faces, verts_a.shape[1], verts_a.device)
     fa = verts_a[:, topo.faces]  # (B, F, 3, 3)
     edges = torch.stack([fa[:, :, j] - fa[:, :, i] for i, j in _FACE_EDGES], dim=2)  # (B, F, 3, 3)

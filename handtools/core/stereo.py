@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from handtools.core.cameras import unproject
+from handtools.core.checks import check_tensor
 
 #: Smallest disparity (pixels of the left view) that :func:`verts_from_disparity`
 #: lets through. A rectified pair has ``d = f b / z > 0`` for every point in front of
@@ -39,15 +40,6 @@ _DIRECTIONS = ("left_to_right", "right_to_left")
 
 
 # --------------------------------------------------------------------------- checks
-def _check_shape(x: Tensor, name: str, shape: tuple) -> None:
-    """Raise unless ``x`` is a floating tensor of ``shape`` (None = any size)."""
-    if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch tensor, got {type(x).__name__}")
-    if x.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
-        want = ", ".join("*" if s is None else str(s) for s in shape)
-        raise ValueError(f"{name} must have shape ({want}), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be floating point, got {x.dtype}")
 
 
 def _per_sample(value, batch: int, like: Tensor, name: str) -> Tensor:
@@ -121,11 +113,11 @@ def verts_from_disparity(
         xyz_left: (B, V, 3) left-camera frame, metres.
         xyz_right: (B, V, 3) right-camera frame, metres (same z as ``xyz_left``).
     """
-    _check_shape(uv_left, "uv_left", (None, None, 2))
+    check_tensor(uv_left, "uv_left", (None, None, 2))
     B, V = uv_left.shape[:2]
-    _check_shape(uv_right, "uv_right", (B, V, 2))
-    _check_shape(K_left, "K_left", (B, 3, 3))
-    _check_shape(K_right, "K_right", (B, 3, 3))
+    check_tensor(uv_right, "uv_right", (B, V, 2))
+    check_tensor(K_left, "K_left", (B, 3, 3))
+    check_tensor(K_right, "K_right", (B, 3, 3))
     b = _per_sample(baseline, B, uv_left, "baseline")  # (B,)
     K_left, K_right = K_left.to(uv_left.dtype), K_right.to(uv_left.dtype)
 
@@ -145,7 +137,7 @@ def left_from_right_frame(xyz_right: Tensor, baseline) -> Tensor:
     xyz_right: (B, N, 3) float metres; baseline: float or (B,) metres.
     Returns (B, N, 3), left-camera frame (the common frame of eqs. 8-9).
     """
-    _check_shape(xyz_right, "xyz_right", (None, None, 3))
+    check_tensor(xyz_right, "xyz_right", (None, None, 3))
     b = _per_sample(baseline, xyz_right.shape[0], xyz_right, "baseline")  # (B,)
     shift = torch.zeros_like(xyz_right[:, :1, :])  # (B, 1, 3)
     shift[..., 0] = b[:, None]
@@ -167,9 +159,9 @@ def disparity_from_depth(depth: Tensor, K: Tensor, baseline) -> tuple[Tensor, Te
             (no NaN gradient from the empty pixels).
         mask: (B, H, W) same dtype, 1 where ``depth > 0`` else 0.
     """
-    _check_shape(depth, "depth", (None, None, None))
+    check_tensor(depth, "depth", (None, None, None))
     B = depth.shape[0]
-    _check_shape(K, "K", (B, 3, 3))
+    check_tensor(K, "K", (B, 3, 3))
     b = _per_sample(baseline, B, depth, "baseline")  # (B,)
     valid = depth > 0  # (B, H, W)
     safe = torch.where(valid, depth, torch.ones_like(depth))
@@ -204,7 +196,7 @@ def render_disparity(
         silhouette for the mask loss from the same pass, call the renderer yourself
         and use :func:`disparity_from_depth`.
     """
-    _check_shape(verts_cam, "verts_cam", (None, None, 3))
+    check_tensor(verts_cam, "verts_cam", (None, None, 3))
     if renderer is None:
         from handtools.core.render import render
 
@@ -256,9 +248,9 @@ def warp_with_disparity(
     """
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
-    _check_shape(image_src, "image_src", (None, None, None, None))
+    check_tensor(image_src, "image_src", (None, None, None, None))
     B, C, H, W_src = image_src.shape
-    _check_shape(disparity_tgt, "disparity_tgt", (B, H, None))
+    check_tensor(disparity_tgt, "disparity_tgt", (B, H, None))
     W = disparity_tgt.shape[2]
     disparity_tgt = disparity_tgt.to(image_src.dtype)
     off = _per_sample(cx_offset, B, image_src, "cx_offset")[:, None, None]  # (B, 1, 1)
