@@ -20,7 +20,7 @@ $(BIN)/handtools: pyproject.toml
 install: $(BIN)/handtools
 
 demo: install
-	$(BIN)/handtools demo --out demo-out
+	$(BIN)/handtools demo --out demo-out --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q
