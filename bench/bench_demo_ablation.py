@@ -30,6 +30,9 @@ RUNS = {
     "no normal": ["--no-normal"],
     "no edge, no photo": ["--no-edge", "--no-photo"],
     "photo only": ["--no-edge", "--no-laplacian", "--no-mask", "--no-chamfer", "--no-normal"],
+    # control: zero loss, so only BatchNorm's running statistics adapt to the indoor images
+    "BatchNorm statistics only": ["--no-edge", "--no-laplacian", "--no-mask", "--no-chamfer", "--no-normal",
+                                  "--weight", "photo=0"],
 }
 
 
