@@ -302,6 +302,8 @@ class Trainer:
             raise
         finally:
             restore()
+        if self.distributed:  # leave together: a rank that exits early breaks its peers' gloo/nccl pairs
+            dist.barrier()
         return last
 
     def _catch_signals(self) -> Callable[[], None]:

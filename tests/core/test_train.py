@@ -103,6 +103,7 @@ def _ddp_worker(rank, port, out):
     cfg = TrainConfig(epochs=2, batch_size=3, lr=1e-2, seed=1)
     t = Trainer(model, _mse, ToyData(), cfg, out, torch.device("cpu"))
     t.fit()
+    dist.barrier()
     dist.destroy_process_group()
 
 
