@@ -9,7 +9,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from handtools.commands.detect import chunks, plan_outputs, writer_for
+from handtools.commands._shards import chunks, plan_outputs, writer_for
 from handtools.console import log, progress
 from handtools.errors import InputError
 from handtools.io.pipes import read_input_paths

@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
+from handtools.commands._shards import plan_outputs, writer_for
 from handtools.console import log, progress
 from handtools.errors import InputError
-from handtools.io.pipes import emit_path, read_input_paths
-from handtools.io.shards import ShardWriter, history_entry, open_shards
+from handtools.io.pipes import read_input_paths
+from handtools.io.shards import open_shards
 from handtools.options import Device, Inputs, Mano, Overwrite, Part, parse_part, resolve_device, select_part
 
 
@@ -72,15 +73,14 @@ def predict(
     if hand.identity != predictor.hand_identity:
         log.warning(f"predict: checkpoint was trained with {predictor.hand_identity}, using {hand.identity}")
     total = sum(r.num_samples for r in readers)
-    history_step = history_entry("handtools predict", {"checkpoint": str(checkpoint), "view": view, "mode": predictor.mode})
+    outs = plan_outputs([r.path for r in readers], out, overwrite)  # every output checked before any work
+    args = {"checkpoint": str(checkpoint), "view": view, "mode": predictor.mode}
     with progress() as bar, torch.no_grad():
         task = bar.add_task("predict", total=total)
-        for r in readers:
-            with ShardWriter(
-                out, kind="predictions", num_views=r.num_views, producer="handtools predict",
-                history=r.history + [history_step], shard_size=r.num_samples, name=lambda _, n=r.path.name: n,
-                overwrite=overwrite, attrs={"hand_model": hand.identity, "checkpoint": str(checkpoint)},
-                on_shard=emit_path,
+        for r, out_path in zip(readers, outs):
+            with writer_for(
+                r, out_path, kind="predictions", command="predict", args=args, overwrite=overwrite,
+                attrs={"hand_model": hand.identity, "checkpoint": str(checkpoint)},
             ) as writer:
                 preds: dict[str, list] = {}
                 for lo in range(0, r.num_samples, batch_size):

@@ -104,3 +104,15 @@ def test_pretrain_predict_pipe(data, tmp_path):
     ckpt_line, info_line = p.stdout.strip().splitlines()
     assert ckpt_line == f"{tmp_path}/p.pt"
     assert json.loads(info_line)["shards"][0]["kind"] == "predictions"
+
+
+def test_predict_checks_every_output_before_work(cli, data, tmp_path):
+    ck = tmp_path / "p.pt"
+    assert cli("pretrain", *ARGS, "--epochs", "1", "--max-steps", "1", "--out", ck, data / "train").exit_code == 0
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "synth-00000.h5").write_text("an earlier output")
+    res = cli("predict", "-c", ck, "--out", tmp_path / "o", data / "test")
+    assert res.exit_code == 1 and "--overwrite" in res.stderr and res.stdout == ""
+    assert (tmp_path / "o" / "synth-00000.h5").read_text() == "an earlier output"
+    res = cli("predict", "-c", ck, "--out", data / "test", data / "test")
+    assert res.exit_code == 1 and "replace an input" in res.stderr
