@@ -21,8 +21,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from handtools.core import crop as C  # noqa: E402
-from handtools.core import skin as S  # noqa: E402
+from handtools.core.geometry import crop as C  # noqa: E402
+from handtools.core.perception import skin as S  # noqa: E402
 
 REALDATA = REPO.parent / "shared" / "realdata"
 
@@ -64,7 +64,7 @@ def main() -> None:
 
     # -- detector ------------------------------------------------------------------------
     try:
-        from handtools.core.detector import HandDetector
+        from handtools.core.perception.detector import HandDetector
     except ImportError as err:  # pragma: no cover
         print(f"detector skipped: {err}", file=sys.stderr)
         HandDetector = None

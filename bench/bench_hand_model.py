@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from handtools.core.hand_model import HandModel  # noqa: E402
+from handtools.core.hand.model import HandModel  # noqa: E402
 from run_all import machine_info  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from handtools.core.skin import iou, keypoint_mask, skin_mask  # noqa: E402
+from handtools.core.perception.skin import iou, keypoint_mask, skin_mask  # noqa: E402
 from handtools.io.shards import ShardReader  # noqa: E402
 
 METHODS = {

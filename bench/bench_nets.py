@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 try:
-    from handtools.core.nets import HandPriorNet
+    from handtools.core.learning.nets import HandPriorNet
 except ModuleNotFoundError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from handtools.core.nets import HandPriorNet
+    from handtools.core.learning.nets import HandPriorNet
 
 
 def _sync(device: torch.device) -> None:

@@ -71,9 +71,9 @@ def untrained_checkpoint(cfg: dict, crops: list[str], out: Path, seed: int) -> N
     sys.path.insert(0, str(REPO))
     import torch
 
-    from handtools.core.hand_model import HandModel
-    from handtools.core.nets.prior import HandPriorNet
-    from handtools.core.train import CHECKPOINT_FORMAT, atomic_save
+    from handtools.core.hand.model import HandModel
+    from handtools.core.learning.nets.prior import HandPriorNet
+    from handtools.core.learning.trainer import CHECKPOINT_FORMAT, atomic_save
 
     hand = HandModel.from_path(None)
     torch.manual_seed(seed)  # pretrain seeds the same way before building its network

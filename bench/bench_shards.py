@@ -4,7 +4,7 @@
     $ python bench/bench_shards.py --full       # 256 samples, 5 repeats
     $ python bench/bench_shards.py --num 128 --compression lzf gzip
 
-Content: synthetic crops rendered in process by ``handtools.core.synth_render``
+Content: synthetic crops rendered in process by ``handtools.core.data.synth_render``
 (indoor clutter background, a hand filling most of the crop, sensor noise), so the
 images compress as real crops do (zeros would compress unrealistically well). Each
 sample holds ``images`` (V, 256, 256, 3) uint8, ``K`` (V, 3, 3), ``keypoints2d``
@@ -46,10 +46,10 @@ BATCH = 8
 
 def synth_crops(num: int, views: int, seed: int = 0) -> dict[str, np.ndarray]:
     """``num`` samples of rendered 256x256 crops with ``views`` views (a stereo rig for 2)."""
-    from handtools.core.hand_model import HandModel
+    from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
-    from handtools.core.synth import DOMAINS, STB_BASELINE, camera_rig
-    from handtools.core.synth_render import SceneRenderer
+    from handtools.core.data.synth import DOMAINS, STB_BASELINE, camera_rig
+    from handtools.core.data.synth_render import SceneRenderer
 
     hw = (SIZE, SIZE)
     focal = 520.0  # a hand at 0.45-0.7 m spans about 150-230 px: most of the crop, as after handtools crop

@@ -33,10 +33,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from handtools.core.hand_model import HandModel  # noqa: E402
+from handtools.core.hand.model import HandModel  # noqa: E402
 from handtools.core.render import Renderer  # noqa: E402
-from handtools.core.synth import DOMAINS, STB_BASELINE, STB_FOCAL, camera_rig  # noqa: E402
-from handtools.core.synth_render import SceneRenderer  # noqa: E402
+from handtools.core.data.synth import DOMAINS, STB_BASELINE, STB_FOCAL, camera_rig  # noqa: E402
+from handtools.core.data.synth_render import SceneRenderer  # noqa: E402
 from run_all import machine_info  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 TARGET = 10.0  # stereo samples/s at 640x480 on a 2-core CPU (issue 3)

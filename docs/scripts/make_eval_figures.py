@@ -30,7 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from handtools.core.hand_model import HandModel  # noqa: E402
+from handtools.core.hand.model import HandModel  # noqa: E402
 from handtools.io.shards import ShardReader, ShardWriter  # noqa: E402
 
 #: The two perturbed "runs": (label, pose noise rad, shape noise, translation noise m, seed).

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 REALDATA = REPO.parent / "shared" / "realdata"
 sys.path.insert(0, str(REPO))
 
-from handtools.core.joints import BONES  # noqa: E402
+from handtools.core.hand.joints import BONES  # noqa: E402
 from handtools.io.shards import ShardReader  # noqa: E402
 
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main() -> None:
     import imageio.v3 as iio
 
-    from handtools.core.visualize import contact_sheet, put_label
+    from handtools.core.render.visualize import contact_sheet, put_label
     from handtools.io.shards import ShardReader
 
     tiles, captions = [], []

@@ -3,7 +3,7 @@
     $ python docs/scripts/plot_open_hand.py [--model PATH] [--out docs/images/open_hand.png]
 
 The model is loaded and posed with ``smplx.MANO`` exactly as handtools does; the
-poses are built from anatomical angles (``handtools.core.joint_limits``).
+poses are built from anatomical angles (``handtools.core.hand.joint_limits``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import torch  # noqa: E402
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection  # noqa: E402
 from smplx.utils import Struct  # noqa: E402
 
-from handtools.core.joint_limits import angles_to_pose  # noqa: E402
-from handtools.core.open_hand import bundled_model_path  # noqa: E402
+from handtools.core.hand.joint_limits import angles_to_pose  # noqa: E402
+from handtools.core.hand.open_hand import bundled_model_path  # noqa: E402
 
 FINGERS = {"index": (1, 2, 3), "middle": (4, 5, 6), "little": (7, 8, 9),
            "ring": (10, 11, 12), "thumb": (13, 14, 15)}

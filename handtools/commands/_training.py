@@ -46,7 +46,7 @@ def parse_milestones(text: str) -> tuple[int, ...]:
 
 
 def train_config(epochs, batch_size, lr, milestones, gamma, seed, workers, max_steps, checkpoint_every, amp, **extra):
-    from handtools.core.train import TrainConfig
+    from handtools.core.learning.trainer import TrainConfig
 
     if lr <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--lr")

@@ -40,7 +40,7 @@ def _needs(reader, center: str) -> None:
 
 def _gt_keypoints(reader, sl: slice) -> np.ndarray:
     """Ground-truth joints projected into every view: (B, V, 21, 2) float64 pixels."""
-    from handtools.core.cameras import points_between_views, project
+    from handtools.core.geometry.cameras import points_between_views, project
 
     j3 = reader.read("joints3d", sl).astype(np.float64)                  # (B, 21, 3), view 0 frame
     K = reader.read("K", sl).astype(np.float64)                          # (B, V, 3, 3)
@@ -86,7 +86,7 @@ def crop(
     $ handtools detect frames/*.h5 --out det/ | handtools crop --out crops/ | handtools info
     $ handtools synth --views 2 -n 64 --out data/ | handtools crop --center gt --size 224 --out crops/
     """
-    from handtools.core.crop import CENTER_POLICIES
+    from handtools.core.geometry.crop import CENTER_POLICIES
     from handtools.io.shards import open_shards
 
     if center not in CENTER_POLICIES:
@@ -113,7 +113,7 @@ def crop(
 
 
 def _crop_shard(reader, out_path: Path, args: dict, overwrite: bool, advance) -> None:
-    from handtools.core import crop as C
+    from handtools.core.geometry import crop as C
 
     size, center, scale = args["size"], args["center"], args["scale"]
     n, nv = reader.num_samples, reader.num_views

@@ -153,9 +153,9 @@ def _before_after(out: Path, before_dir: Path, after_dir: Path, device: str) -> 
     import numpy as np
     import torch
 
-    from handtools.core.hand_model import HandModel
+    from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
-    from handtools.core.visualize import contact_sheet, hstack, put_label, render_panels
+    from handtools.core.render.visualize import contact_sheet, hstack, put_label, render_panels
     from handtools.io.shards import ShardReader
     from handtools.options import resolve_device
 

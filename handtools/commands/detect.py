@@ -26,7 +26,7 @@ from handtools.options import Inputs, Overwrite, Part, parse_part, select_part
 def _pick(dets, policy: str, first=None, rows_comparable: bool = False):
     """One detection of a view: by ``policy``; for views after the first, the hand of view 0's
     side first and, in a rectified pair, then the one on the closest rows."""
-    from handtools.core.detector import select_hands
+    from handtools.core.perception.detector import select_hands
 
     if not dets:
         return None
@@ -79,7 +79,7 @@ def detect(
     $ handtools import images photos/ --out frames/ | handtools detect --out det/ | handtools info
     $ handtools detect frames/*.h5 --keep right --on-miss keep --out det/
     """
-    from handtools.core.detector import SELECT_POLICIES
+    from handtools.core.perception.detector import SELECT_POLICIES
 
     if keep not in SELECT_POLICIES:
         raise typer.BadParameter(f"expected one of {', '.join(SELECT_POLICIES)}, got {keep!r}", param_hint="--keep")
@@ -129,7 +129,7 @@ def _detector(args: dict, warmup: Optional[np.ndarray] = None):
 
 
 def _make_detector(args: dict):
-    from handtools.core.detector import HandDetector
+    from handtools.core.perception.detector import HandDetector
 
     try:
         return HandDetector(max_hands=args["max_hands"], min_detection_confidence=args["threshold"],

@@ -139,7 +139,7 @@ def _projected_keypoints(data: dict, explicit_2d: bool):
         log.warning(msg + "; skipping them")
         return None, None
     K0 = data["K"][:, 0].astype(np.float64)  # (N, 3, 3)
-    # The pinhole projection of handtools.core.cameras.project, in numpy: importing torch
+    # The pinhole projection of handtools.core.geometry.cameras.project, in numpy: importing torch
     # for one matrix product would triple the start-up time of a CI gate.
     uvw = np.einsum("nij,nkj->nki", K0, pj)  # (N, 21, 3)
     return uvw[..., :2] / uvw[..., 2:3], data["keypoints2d"][:, 0]  # (N, 21, 2) px, (N, 21, 3)
@@ -148,7 +148,7 @@ def _projected_keypoints(data: dict, explicit_2d: bool):
 def _print_table(result: dict, label: str) -> None:
     from rich.table import Table
 
-    from handtools.core.metrics import METRICS
+    from handtools.core.eval.metrics import METRICS
 
     table = Table(title=f"{label}: {result['num_samples']} samples", title_justify="left")
     table.add_column("metric")
@@ -217,7 +217,7 @@ def evaluate(
     $ handtools evaluate preds_b/ --label b --plot pck.png --compare run_a.json
     $ handtools evaluate --format freihand --out pred.json freihand_eval_preds/
     """
-    from handtools.core.metrics import METRICS
+    from handtools.core.eval.metrics import METRICS
 
     if fmt not in ("json", "freihand"):
         raise typer.BadParameter(f"expected json or freihand, got {fmt!r}", param_hint="--format")
@@ -235,7 +235,7 @@ def evaluate(
                                      param_hint="--format")
         return _write_freihand(inputs, out, overwrite)
 
-    from handtools.core.metrics import METRIC_GROUPS, compute_metrics, resolve_metrics
+    from handtools.core.eval.metrics import METRIC_GROUPS, compute_metrics, resolve_metrics
 
     try:
         selected = resolve_metrics(metric) if metric else None
@@ -307,7 +307,7 @@ def evaluate(
 
 def _write_freihand(inputs, out: Path, overwrite: bool) -> None:
     """``--format freihand``: predictions -> the official ``pred.json`` (atomic)."""
-    from handtools.core.metrics import freihand_submission
+    from handtools.core.eval.metrics import freihand_submission
 
     paths = read_input_paths(inputs)
     _check_output(out, overwrite, "--out")

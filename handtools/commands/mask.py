@@ -51,7 +51,7 @@ def mask(
     $ handtools detect frames/ --out det/ | handtools crop --out crops/ | handtools mask --out masked/ | handtools info
     $ handtools mask --method keypoints crops/*.h5 --out masked/
     """
-    from handtools.core.skin import SKIN_METHODS
+    from handtools.core.perception.skin import SKIN_METHODS
     from handtools.io.shards import open_shards
 
     if method not in METHODS:
@@ -93,7 +93,7 @@ def mask(
 
 def _masks(reader, idx: np.ndarray, args: dict) -> np.ndarray:
     """(B, V, H, W) uint8 0/255 masks of the samples ``idx`` (consecutive)."""
-    from handtools.core.skin import keypoint_mask, skin_mask
+    from handtools.core.perception.skin import keypoint_mask, skin_mask
 
     sl = slice(int(idx[0]), int(idx[-1]) + 1)
     images = reader.read("images", sl)                                          # (B, V, H, W, 3)

@@ -50,8 +50,8 @@ def predict(
     """
     import torch
 
-    from handtools.core.hand_model import HandModel
-    from handtools.core.models import load_predictor
+    from handtools.core.hand.model import HandModel
+    from handtools.core.learning.predictors import load_predictor
 
     dev = resolve_device(device)
     hand = HandModel.from_path(mano)

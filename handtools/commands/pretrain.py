@@ -53,11 +53,11 @@ def pretrain(
     """
     import torch
 
-    from handtools.core.hand_model import HandModel
-    from handtools.core.nets.resnet import load_backbone_weights
-    from handtools.core.pretrain import PriorLoss
-    from handtools.core.nets.prior import HandPriorNet
-    from handtools.core.train import Trainer
+    from handtools.core.hand.model import HandModel
+    from handtools.core.learning.nets.resnet import load_backbone_weights
+    from handtools.core.methods.prior.model import PriorLoss
+    from handtools.core.learning.nets.prior import HandPriorNet
+    from handtools.core.learning.trainer import Trainer
     from handtools.io.training_data import CropViewDataset
 
     start = checkpoint_target(out, resume=resume, overwrite=overwrite)

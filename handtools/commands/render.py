@@ -129,11 +129,11 @@ def render(
     import numpy as np
     import torch
 
-    from handtools.core.cameras import points_between_views
-    from handtools.core.hand_model import HandModel
-    from handtools.core.joints import FINGERTIP_VERTICES, MANO_TO_FREIHAND
+    from handtools.core.geometry.cameras import points_between_views
+    from handtools.core.hand.model import HandModel
+    from handtools.core.hand.joints import FINGERTIP_VERTICES, MANO_TO_FREIHAND
     from handtools.core.render import Renderer
-    from handtools.core.visualize import PANELS, contact_sheet, pad_to_multiple, render_panels
+    from handtools.core.render.visualize import PANELS, contact_sheet, pad_to_multiple, render_panels
     from handtools.io.shards import open_shards
 
     paths = read_input_paths(inputs)

@@ -64,10 +64,10 @@ def selfsup_stereo(
     """
     import torch
 
-    from handtools.core.hand_model import HandModel
+    from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
-    from handtools.core.selfsup_stereo import LOSS_WEIGHTS, StereoSelfSupLoss, pseudo_meshes, stereo_net_from_prior
-    from handtools.core.train import Trainer, load_checkpoint
+    from handtools.core.methods.binocular.model import LOSS_WEIGHTS, StereoSelfSupLoss, pseudo_meshes, stereo_net_from_prior
+    from handtools.core.learning.trainer import Trainer, load_checkpoint
     from handtools.io.training_data import StereoCropDataset
 
     weights = _parse_weights(weight or [], LOSS_WEIGHTS)

@@ -66,11 +66,11 @@ def synth(
     """
     import torch
 
-    from handtools.core.hand_model import HandModel
+    from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
-    from handtools.core.synth import DOMAINS, STB_FOCAL, camera_rig
+    from handtools.core.data.synth import DOMAINS, STB_FOCAL, camera_rig
     from handtools.io.images import list_images
-    from handtools.core.synth_render import SceneRenderer
+    from handtools.core.data.synth_render import SceneRenderer
 
     if domain not in DOMAINS:
         raise typer.BadParameter(f"unknown domain {domain!r}; choose {', '.join(DOMAINS)}", param_hint="--domain")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handtools.core import crop as C
-from handtools.core.cameras import triangulate_rectified
+from handtools.core.geometry import crop as C
+from handtools.core.geometry.cameras import triangulate_rectified
 from handtools.io.shards import ShardReader
 from tests.conftest import handtools_cmd, random_batch, run_shell, write_shard
 

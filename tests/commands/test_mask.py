@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handtools.core.skin import iou, keypoint_mask, skin_mask
+from handtools.core.perception.skin import iou, keypoint_mask, skin_mask
 from handtools.io.shards import ShardReader
 from tests.conftest import handtools_cmd, random_batch, run_shell, write_shard
 

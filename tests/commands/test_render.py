@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from handtools.core.joints import FINGER_OF_JOINT
-from handtools.core.visualize import BACKGROUND, FINGER_COLORS, PANELS
+from handtools.core.hand.joints import FINGER_OF_JOINT
+from handtools.core.render.visualize import BACKGROUND, FINGER_COLORS, PANELS
 from handtools.io.shards import ShardReader, ShardWriter
 from tests.conftest import handtools_cmd, run_shell
 
@@ -83,7 +83,7 @@ def test_gt_panels_sheet_and_obj(cli, shards, tmp_path):
         mesh = trimesh.load(out / f"{s}.obj", process=False)
         np.testing.assert_allclose(mesh.vertices, r.read("verts3d")[i], atol=1e-6)
         if faces is None:
-            from handtools.core.hand_model import HandModel
+            from handtools.core.hand.model import HandModel
 
             faces = HandModel.from_path(None).faces.numpy()
         np.testing.assert_array_equal(mesh.faces, faces)

@@ -77,7 +77,7 @@ def test_stereo_ground_truth_is_consistent(stereo_shard):
 
 
 def test_masks_equal_rendered_silhouettes(stereo_shard):
-    from handtools.core.hand_model import HandModel
+    from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
 
     r = stereo_shard

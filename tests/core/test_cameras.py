@@ -1,4 +1,4 @@
-"""Tests for handtools.core.cameras: closed forms, round trips, OpenCV agreement, stereo."""
+"""Tests for handtools.core.geometry.cameras: closed forms, round trips, OpenCV agreement, stereo."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from handtools.core import cameras as C
+from handtools.core.geometry import cameras as C
 
 F64 = torch.float64
 

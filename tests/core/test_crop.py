@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from handtools.core import crop as C
+from handtools.core.geometry import crop as C
 
 
 def _K(f=600.0, cx=320.0, cy=240.0):
@@ -103,7 +103,7 @@ def test_nearest_masks_and_depth_keep_values():
 
 
 def test_affine_matches_camera_helpers():
-    from handtools.core import cameras
+    from handtools.core.geometry import cameras
 
     box = np.array([12.5, -3.25, 76.5, 60.75])
     A = C.crop_affine(box, 128)
@@ -167,7 +167,7 @@ def test_stereo_crops_triangulate_exactly():
     y = (cl[:, 1] - Kl[1, 2]) * z / Kl[1, 1]
     np.testing.assert_allclose(np.stack([x, y, z], 1), X, rtol=1e-4)
     # the shared camera helpers agree
-    from handtools.core import cameras
+    from handtools.core.geometry import cameras
 
     tri = cameras.triangulate_rectified(cl, cr, Kl, Kr, b)
     np.testing.assert_allclose(tri, X, rtol=1e-4)

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from handtools.core import detector as D
-from handtools.core.joints import JOINT_NAMES
+from handtools.core.perception import detector as D
+from handtools.core.hand.joints import JOINT_NAMES
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 

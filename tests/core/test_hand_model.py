@@ -1,4 +1,4 @@
-"""Tests for handtools.core.hand_model.HandModel against smplx and a numpy LBS reference."""
+"""Tests for handtools.core.hand.model.HandModel against smplx and a numpy LBS reference."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import smplx
 import torch
 from scipy.spatial.transform import Rotation
 
-from handtools.core import mano_io
-from handtools.core.hand_model import HandModel
-from handtools.core.joints import (
+from handtools.core.hand import mano_io
+from handtools.core.hand.model import HandModel
+from handtools.core.hand.joints import (
     FINGERTIP_VERTICES,
     JOINT_NAMES,
     MANO_JOINT_NAMES,
     MANO_PARENTS,
 )
-from handtools.core.mano_io import synthetic_mano_arrays
+from handtools.core.hand.mano_io import synthetic_mano_arrays
 
 F64 = torch.float64
 SIGN45 = np.tile([1.0, -1.0, -1.0], 15)
@@ -263,7 +263,7 @@ def test_from_path_env(tmp_path, monkeypatch, arrays):
 
 def _bundled_path():
     try:
-        from handtools.core.open_hand import bundled_model_path
+        from handtools.core.hand.open_hand import bundled_model_path
     except ImportError:
         return None
     path = bundled_model_path()

@@ -1,12 +1,12 @@
-"""Tests for handtools.core.joint_limits."""
+"""Tests for handtools.core.hand.joint_limits."""
 
 import numpy as np
 import pytest
 
-from handtools.core.joint_limits import (
+from handtools.core.hand.joint_limits import (
     JOINT_LIMITS_DEG, anatomical_axes, angles_to_pose, pose_to_angles, sample_poses,
     within_limits)
-from handtools.core.open_hand_rig import rodrigues
+from handtools.core.hand.open_hand_rig import rodrigues
 
 
 def test_axes_are_rotations():

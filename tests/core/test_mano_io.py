@@ -1,4 +1,4 @@
-"""Tests for handtools.core.mano_io: chumpy-free MANO loading, validation, paths, identity."""
+"""Tests for handtools.core.hand.mano_io: chumpy-free MANO loading, validation, paths, identity."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.sparse
 
-from handtools.core import mano_io
-from handtools.core.mano_io import (
+from handtools.core.hand import mano_io
+from handtools.core.hand.mano_io import (
     load_mano,
     model_identity,
     resolve_model_path,

@@ -1,4 +1,4 @@
-"""Tests for handtools.core.metrics: closed-form cases and independent computations."""
+"""Tests for handtools.core.eval.metrics: closed-form cases and independent computations."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from handtools.core import metrics as M
+from handtools.core.eval import metrics as M
 
 
 def _rot(axis: str, deg: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests for handtools.core.nets: ResNet encoders, lixel regressor, hand-prior model."""
+"""Tests for handtools.core.learning.nets: ResNet encoders, lixel regressor, hand-prior model."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from handtools.core.joints import FINGERTIP_VERTICES, MANO_TO_FREIHAND
-from handtools.core.nets import (
+from handtools.core.hand.joints import FINGERTIP_VERTICES, MANO_TO_FREIHAND
+from handtools.core.learning.nets import (
     HandPriorNet,
     LixelRegressor,
     ResNetEncoder,

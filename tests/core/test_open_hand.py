@@ -1,4 +1,4 @@
-"""Tests for the bundled open hand model (handtools.core.open_hand)."""
+"""Tests for the bundled open hand model (handtools.core.hand.open_hand)."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,10 @@ import smplx
 import torch
 from smplx.utils import Struct
 
-from handtools.core.joint_limits import sample_poses
-from handtools.core.joints import FINGERTIP_VERTICES, MANO_PARENTS, NUM_FACES, NUM_VERTICES
-from handtools.core.open_hand import build_model, bundled_model_path
-from handtools.core.open_hand_rig import FINGER_OF_MANO_JOINT
+from handtools.core.hand.joint_limits import sample_poses
+from handtools.core.hand.joints import FINGERTIP_VERTICES, MANO_PARENTS, NUM_FACES, NUM_VERTICES
+from handtools.core.hand.open_hand import build_model, bundled_model_path
+from handtools.core.hand.open_hand_rig import FINGER_OF_MANO_JOINT
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ import trimesh
 from pytorch_msssim import ssim
 from scipy.spatial import cKDTree
 
-from handtools.core import stereo
-from handtools.core.cameras import project, rectified_stereo_K_T
-from handtools.core.hand_model import HandModel
+from handtools.core.geometry import stereo
+from handtools.core.geometry.cameras import project, rectified_stereo_K_T
+from handtools.core.hand.model import HandModel
 from handtools.core.render import Renderer
-from handtools.core.selfsup_losses import (
+from handtools.core.losses.selfsup import (
     PHOTO_ALPHA,
     MeshTopology,
     chamfer_loss,

@@ -1,4 +1,4 @@
-"""Tests of the binocular self-supervised model (handtools.core.selfsup_stereo).
+"""Tests of the binocular self-supervised model (handtools.core.methods.binocular.model).
 
 A tiny untrained prior (ResNet-18, 64 px) and two synthetic stereo pairs: a rendered
 hand (bundled model) seen by a rectified pair, so masks and images are consistent.
@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from handtools.core.cameras import rectified_stereo_K_T
-from handtools.core.hand_model import HandModel
-from handtools.core.nets.prior import HandPriorNet, regress_joints21
+from handtools.core.geometry.cameras import rectified_stereo_K_T
+from handtools.core.hand.model import HandModel
+from handtools.core.learning.nets.prior import HandPriorNet, regress_joints21
 from handtools.core.render import Renderer
-from handtools.core.selfsup_stereo import (
+from handtools.core.methods.binocular.model import (
     LOSS_WEIGHTS,
     MESH_UNIT,
     SELFSUP_DEFAULTS,
@@ -26,7 +26,7 @@ from handtools.core.selfsup_stereo import (
     stereo_meshes,
     stereo_net_from_prior,
 )
-from handtools.core.stereo import verts_from_disparity
+from handtools.core.geometry.stereo import verts_from_disparity
 
 SIZE = 64
 ALL = ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
@@ -142,7 +142,7 @@ def test_total_is_weighted_sum(prior_ckpt, hand, pairs, pseudo):
 
 def test_edge_term_zero_for_pseudo_shape(hand, pairs, pseudo):
     """A prediction whose meshes are the pseudo meshes has zero edge loss (eq. 5)."""
-    from handtools.core.selfsup_stereo import edge_term
+    from handtools.core.methods.binocular.model import edge_term
 
     topo_faces = hand.faces
     val = edge_term(pseudo["left"] * MESH_UNIT, pseudo["left"] * MESH_UNIT, topo_faces)

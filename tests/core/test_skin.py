@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from handtools.core import skin as S
+from handtools.core.perception import skin as S
 
 REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 
@@ -130,7 +130,7 @@ def test_validation():
 @pytest.mark.skipif(not REALDATA.is_dir(), reason="../shared/realdata is absent")
 def test_realdata_masks_inside_detections():
     pytest.importorskip("mediapipe")
-    from handtools.core.detector import HandDetector
+    from handtools.core.perception.detector import HandDetector
 
     with HandDetector(max_hands=2, flip_check=False) as det:
         for name in ("google_sample_woman_hands.jpg", "pointing_up.jpg", "victory.jpg"):

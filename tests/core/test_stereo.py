@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from handtools.core import stereo
-from handtools.core.cameras import project, rectified_stereo_K_T, triangulate_rectified
+from handtools.core.geometry import stereo
+from handtools.core.geometry.cameras import project, rectified_stereo_K_T, triangulate_rectified
 from handtools.core.render import Renderer
-from handtools.core.stereo import (
+from handtools.core.geometry.stereo import (
     MIN_DISPARITY_PX,
     disparity_from_depth,
     left_from_right_frame,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from handtools.core.train import Trainer, TrainConfig, epoch_order, load_checkpoint
+from handtools.core.learning.trainer import Trainer, TrainConfig, epoch_order, load_checkpoint
 
 
 class ToyData(torch.utils.data.Dataset):

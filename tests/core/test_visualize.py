@@ -1,4 +1,4 @@
-"""handtools.core.visualize: skeleton drawing, compositing, novel views, panels, contact sheets."""
+"""handtools.core.render.visualize: skeleton drawing, compositing, novel views, panels, contact sheets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from handtools.core import visualize as vz
-from handtools.core.joints import BONES, FINGER_OF_JOINT
+from handtools.core.render import visualize as vz
+from handtools.core.hand.joints import BONES, FINGER_OF_JOINT
 
 
 def _fan_keypoints() -> np.ndarray:
@@ -161,7 +161,7 @@ def test_render_panels_layout_and_content():
 
 
 def test_render_panels_with_the_real_renderer_matches_its_silhouette():
-    from handtools.core.hand_model import HandModel
+    from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
 
     model = HandModel.from_path(None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handtools.core.joints import MANO_TO_FREIHAND
+from handtools.core.hand.joints import MANO_TO_FREIHAND
 from handtools.errors import InputError
 from handtools.io.datasets import common, freihand, ho3d, media, stb
 
@@ -194,7 +194,7 @@ def test_stb_joint_order_palm_to_wrist_units():
     np.testing.assert_allclose(palm[0], stb_order[0], atol=1e-12)
     # the permutation, joint by joint: STB is palm, little, ring, middle, index, thumb (root to tip)
     assert stb.STB_JOINT_NAMES[stb.STB_TO_OURS[4]] == "thumb4" and stb.STB_JOINT_NAMES[stb.STB_TO_OURS[17]] == "little1"
-    from handtools.core.joints import JOINT_NAMES
+    from handtools.core.hand.joints import JOINT_NAMES
 
     for j in range(1, 21):
         assert JOINT_NAMES[j] == stb.STB_JOINT_NAMES[stb.STB_TO_OURS[j]]

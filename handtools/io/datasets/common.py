@@ -1,6 +1,6 @@
 """Pieces every importer shares: the sample record, camera and label conversions.
 
-Pixel convention (``handtools.core.cameras``): pixel ``i`` covers ``[i, i + 1)``, so
+Pixel convention (``handtools.core.geometry.cameras``): pixel ``i`` covers ``[i, i + 1)``, so
 the image centre is ``(W / 2, H / 2)``. Calibrations from datasets and from OpenCV
 put pixel centres at integers; :func:`K_from_opencv` adds the half pixel.
 """

@@ -37,7 +37,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from handtools.core.joints import MANO_TO_FREIHAND
+from handtools.core.hand.joints import MANO_TO_FREIHAND
 from handtools.errors import InputError
 from handtools.io.datasets.common import (
     OnBad,

@@ -6,7 +6,7 @@ duplicated into the binocular self-supervised model (``with_z=False``: u, v
 only) or the monocular variant (``with_z=True``: u, v and root-relative z).
 
 Coordinates: ``uv`` in pixels of the input crop, pixel ``i`` covering
-``[i, i + 1)`` (see :mod:`handtools.core.nets.lixel`); ``z`` in metres relative
+``[i, i + 1)`` (see :mod:`handtools.core.learning.nets.lixel`); ``z`` in metres relative
 to the root joint (wrist). :func:`uvz_to_camera` lifts them to camera space
 given the crop's intrinsics and the root depth.
 """
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from handtools.core.joints import FINGERTIP_VERTICES, MANO_TO_FREIHAND, NUM_MANO_JOINTS, NUM_VERTICES
-from handtools.core.nets.lixel import LixelRegressor
-from handtools.core.nets.resnet import RESNET_SPECS, ResNetEncoder
+from handtools.core.hand.joints import FINGERTIP_VERTICES, MANO_TO_FREIHAND, NUM_MANO_JOINTS, NUM_VERTICES
+from handtools.core.learning.nets.lixel import LixelRegressor
+from handtools.core.learning.nets.resnet import RESNET_SPECS, ResNetEncoder
 
 #: ImageNet statistics the torchvision encoders were trained with (RGB, images in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

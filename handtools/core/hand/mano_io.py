@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from handtools.core.joints import (
+from handtools.core.hand.joints import (
     MANO_PARENTS,
     NUM_FACES,
     NUM_MANO_JOINTS,

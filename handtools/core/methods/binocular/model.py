@@ -49,9 +49,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from handtools.core.nets.prior import regress_joints21, uvz_to_camera
-from handtools.core.pretrain import build_prior
-from handtools.core.selfsup_losses import (
+from handtools.core.learning.nets.prior import regress_joints21, uvz_to_camera
+from handtools.core.methods.prior.model import build_prior
+from handtools.core.losses.selfsup import (
     chamfer_loss,
     edge_loss,
     laplacian_loss,
@@ -60,7 +60,7 @@ from handtools.core.selfsup_losses import (
     normal_consistency_loss,
     photo_consistency_loss,
 )
-from handtools.core.stereo import disparity_from_depth, verts_from_disparity, warp_with_disparity
+from handtools.core.geometry.stereo import disparity_from_depth, verts_from_disparity, warp_with_disparity
 
 #: Loss weights of eq. 10 (the paper's values); ``depth`` is the monocular variant's term.
 LOSS_WEIGHTS = {"photo": 100.0, "edge": 1.0, "laplacian": 10.0, "mask": 0.1, "chamfer": 0.001, "normal": 0.001,
@@ -124,7 +124,7 @@ def _rel(out: dict, J) -> torch.Tensor:
 
 
 class StereoSelfSupLoss:
-    """Eq. 10 for :class:`handtools.core.train.Trainer`.
+    """Eq. 10 for :class:`handtools.core.learning.trainer.Trainer`.
 
     Args:
         faces: (1538, 3); J_regressor: (16, 778) of the hand model.
@@ -271,9 +271,9 @@ class StereoPredictor:
 
     @torch.no_grad()
     def predict(self, batch: dict, view: int = 0) -> dict[str, np.ndarray]:
-        """Same contract as :meth:`handtools.core.models.PriorPredictor.predict`."""
+        """Same contract as :meth:`handtools.core.learning.predictors.PriorPredictor.predict`."""
         if self.mode == "monocular":
-            from handtools.core.models import PriorPredictor
+            from handtools.core.learning.predictors import PriorPredictor
 
             return PriorPredictor.predict(self, batch, view)  # type: ignore[arg-type]
         K = torch.from_numpy(batch["K"].astype(np.float32)).to(self.device)  # (B, 2, 3, 3)

@@ -22,7 +22,7 @@ from pytorch_msssim import ssim
 from torch import Tensor
 from torch.nn import functional as F
 
-from handtools.core.checks import check_tensor
+from handtools.core.geometry.checks import check_tensor
 
 #: SSIM / L1 balance of eq. 3. The paper does not give its value; 0.85 is
 #: Monodepth's (Godard et al., CVPR 2017), whose loss has the same form.

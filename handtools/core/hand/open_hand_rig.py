@@ -1,13 +1,13 @@
 """Rigging of the bundled open hand model: skinning, joint regressor, shape and pose blend shapes.
 
-Pure numpy, deterministic. Used by ``handtools.core.open_hand``; units here are metres.
+Pure numpy, deterministic. Used by ``handtools.core.hand.open_hand``; units here are metres.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from handtools.core.joints import MANO_PARENTS
+from handtools.core.hand.joints import MANO_PARENTS
 
 _CHILD = {p: c for c, p in enumerate(MANO_PARENTS) if p > 0}
 #: Finger (0 thumb .. 4 little) of each MANO joint; the wrist belongs to none (-1).

@@ -2,7 +2,7 @@
 
 MANO poses are axis-angle rotations of the 15 finger joints, each expressed in its
 parent's frame, whose axes coincide with the model frame in the rest pose. In that
-frame (MANO's, and our open hand model's, see ``handtools.core.open_hand``) the fingers
+frame (MANO's, and our open hand model's, see ``handtools.core.hand.open_hand``) the fingers
 point along ``-x``, the thumb lies on the ``+z`` side, the back of the hand faces
 ``+y`` and the palm ``-y``. A positive rotation about ``+z`` flexes a finger (towards
 the palm).
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from handtools.core.joints import MANO_JOINT_NAMES
+from handtools.core.hand.joints import MANO_JOINT_NAMES
 
 #: Names of the joints the tables below are indexed by (MANO joints 1..15).
 LIMITED_JOINT_NAMES = MANO_JOINT_NAMES[1:]

@@ -1,7 +1,7 @@
 """The hand model: smplx's MANO layer with FreiHAND joints, mirroring and a similarity.
 
 :class:`HandModel` subclasses :class:`smplx.MANO` (as hamer's ``MANO`` wrapper does)
-and is built from arrays read by :mod:`handtools.core.mano_io`, so it runs on the
+and is built from arrays read by :mod:`handtools.core.hand.mano_io`, so it runs on the
 official MANO file or the bundled open hand model alike. Its forward pass:
 
 1. MANO (Romero et al. 2017, "Embodied Hands", eqs. 1-4 via ``smplx.lbs``) on the
@@ -27,13 +27,13 @@ import smplx
 import torch
 from smplx.lbs import batch_rodrigues
 
-from handtools.core.joints import (
+from handtools.core.hand.joints import (
     FINGERTIP_VERTICES,
     MANO_TO_FREIHAND,
     NUM_MANO_JOINTS,
     NUM_SHAPE,
 )
-from handtools.core.mano_io import (
+from handtools.core.hand.mano_io import (
     load_mano,
     model_identity,
     resolve_model_path,
@@ -148,7 +148,7 @@ class HandModel(smplx.MANO):
         resolved = resolve_model_path(path)
         bundled = resolved is None
         if bundled:
-            from handtools.core.open_hand import bundled_model_path
+            from handtools.core.hand.open_hand import bundled_model_path
 
             resolved = bundled_model_path()
         arrays = load_mano(resolved)

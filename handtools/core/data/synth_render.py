@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from handtools.core.synth import DomainPreset, SceneSample, background, noisy_keypoints, sample_scene
+from handtools.core.data.synth import DomainPreset, SceneSample, background, noisy_keypoints, sample_scene
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ class SceneRenderer:
     """Samples and renders batches of synthetic frames.
 
     Args:
-        model: a :class:`handtools.core.hand_model.HandModel`.
+        model: a :class:`handtools.core.hand.model.HandModel`.
         renderer: a :class:`handtools.core.render.Renderer`.
         preset: the domain preset.
         image_size: (H, W) pixels.

@@ -31,7 +31,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from handtools.core.joints import BONES, NUM_JOINTS
+from handtools.core.hand.joints import BONES, NUM_JOINTS
 
 SKIN_METHODS = ("ycrcb", "hsv", "both")
 

@@ -178,7 +178,7 @@ def load_backbone_weights(
 
     Args:
         model: a :class:`ResNetEncoder`, or a model whose ``.encoder`` is one
-            (e.g. :class:`handtools.core.nets.prior.HandPriorNet`).
+            (e.g. :class:`handtools.core.learning.nets.prior.HandPriorNet`).
         weights: path to a ``.pth`` file holding a torchvision state dict (read with
             ``torch.load(..., weights_only=True)``, never downloaded), or the state dict itself.
 

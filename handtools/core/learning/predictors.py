@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from handtools.core.train import load_checkpoint
+from handtools.core.learning.trainer import load_checkpoint
 
 
 class PriorPredictor:
@@ -26,7 +26,7 @@ class PriorPredictor:
     mode = "monocular"
 
     def __init__(self, ckpt: dict, hand, device: torch.device):
-        from handtools.core.pretrain import build_prior
+        from handtools.core.methods.prior.model import build_prior
 
         meta = ckpt["meta"]
         self.net = build_prior(meta["net"], J_regressor=hand.joint_regressor).to(device).eval()
@@ -48,7 +48,7 @@ class PriorPredictor:
         Returns ``pred/verts3d`` (B, 778, 3), ``pred/joints3d`` (B, 21, 3) metres in the
         camera frame of view 0, and ``pred/uv`` (B, 778, 2) crop pixels of ``view``.
         """
-        from handtools.core.pretrain import to_camera
+        from handtools.core.methods.prior.model import to_camera
 
         K = torch.from_numpy(batch["K"][:, view].astype(np.float32)).to(self.device)
         T = batch.get("T_view")
@@ -87,7 +87,7 @@ def load_predictor(path: Path, hand, device: torch.device, mode: str = "auto"):
     ckpt = load_checkpoint(path, map_location=device)
     kind = ckpt.get("meta", {}).get("kind")
     if kind == "stereo" or mode == "binocular":
-        from handtools.core.selfsup_stereo import StereoPredictor
+        from handtools.core.methods.binocular.model import StereoPredictor
 
         if kind not in ("prior", "stereo"):
             raise ValueError(f"{path}: checkpoint kind {kind!r} cannot predict from stereo pairs")

@@ -10,13 +10,13 @@ loads it unchanged::
 
 all float64 (``f`` and ``kintree_table`` int64). Regenerate the shipped file with::
 
-    $ python -m handtools.core.open_hand --out handtools/data/open_hand_right.npz
+    $ python -m handtools.core.hand.open_hand --out handtools/data/open_hand_right.npz
 
 **Frame** (MANO's right-hand template frame, metres): the fingers point along ``-x``
 from the wrist joint at about ``(0.095, 0.006, 0.006)`` (MANO's mean wrist position), the
 thumb is on the ``+z`` side, the back of the hand faces ``+y`` and the palm ``-y``; all
 joint frames are aligned with this frame in the rest pose (as in MANO), so a positive
-rotation about ``+z`` flexes a finger towards the palm. ``handtools.core.joint_limits``
+rotation about ``+z`` flexes a finger towards the palm. ``handtools.core.hand.joint_limits``
 holds the anatomical axes and limits in that frame. The rest pose is a flat hand with
 slightly spread fingers and the thumb abducted in the palm plane.
 
@@ -53,10 +53,10 @@ from pathlib import Path
 
 import numpy as np
 
-from handtools.core import open_hand_rig as rig
-from handtools.core.joint_limits import sample_poses
-from handtools.core.joints import FINGERTIP_VERTICES, MANO_PARENTS, NUM_FACES, NUM_VERTICES
-from handtools.core.open_hand_mesh import Skeleton2D, build_pillow, rest_skeleton
+from handtools.core.hand import open_hand_rig as rig
+from handtools.core.hand.joint_limits import sample_poses
+from handtools.core.hand.joints import FINGERTIP_VERTICES, MANO_PARENTS, NUM_FACES, NUM_VERTICES
+from handtools.core.hand.open_hand_mesh import Skeleton2D, build_pillow, rest_skeleton
 
 #: MANO's mean wrist joint position (metres); our palm-plane origin is put there.
 WRIST_POSITION = np.array([0.0957, 0.0064, 0.0062])
@@ -66,7 +66,7 @@ SEED = 20240531
 
 def bundled_model_path() -> Path:
     """Path of the shipped open hand model, ``handtools/data/open_hand_right.npz``."""
-    return Path(__file__).resolve().parent.parent / "data" / "open_hand_right.npz"
+    return Path(__file__).resolve().parents[2] / "data" / "open_hand_right.npz"
 
 
 def _to_model_frame(uvh: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ import contourpy
 import numpy as np
 from scipy.spatial import Delaunay, cKDTree
 
-from handtools.core.joint_limits import REST_BONE_ANGLE_DEG
+from handtools.core.hand.joint_limits import REST_BONE_ANGLE_DEG
 
 #: Wrist cut (u coordinate, cm) and the vertices on it (including both corners).
 U_CUT = -0.6
@@ -55,7 +55,7 @@ class Skeleton2D:
     """Rest skeleton in the palm plane, in MANO joint order (16 joints) plus 5 tips.
 
     Attributes:
-        joints: (16, 2) float64, cm, MANO order (see ``handtools.core.joints``).
+        joints: (16, 2) float64, cm, MANO order (see ``handtools.core.hand.joints``).
         tips: (5, 2) float64, cm, end points of the last bones (thumb, index, middle,
             ring, little) - the fingertip *bone ends*, inside the tip pad.
         radii: (16, 2) float64, cm, capsule radius at the start and end of the bone that
@@ -121,7 +121,7 @@ def rest_skeleton() -> Skeleton2D:
 
 def bone_segments(sk: Skeleton2D) -> list[tuple[int, np.ndarray, np.ndarray, float, float]]:
     """Finger bones as ``(mano_joint, start (2,), end (2,), r_start, r_end)``, 15 entries."""
-    from handtools.core.joints import MANO_PARENTS
+    from handtools.core.hand.joints import MANO_PARENTS
 
     child = {p: c for c, p in enumerate(MANO_PARENTS) if p > 0}
     tip_slot = {3: 1, 6: 2, 12: 3, 9: 4, 15: 0}

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import torch
 
-from handtools.core.cameras import project
-from handtools.core.losses import edge_length_loss, joint_l1_loss, normal_loss, vertex_l1_loss
-from handtools.core.nets.prior import HandPriorNet, regress_joints21, uvz_to_camera
+from handtools.core.geometry.cameras import project
+from handtools.core.losses.supervised import edge_length_loss, joint_l1_loss, normal_loss, vertex_l1_loss
+from handtools.core.learning.nets.prior import HandPriorNet, regress_joints21, uvz_to_camera
 
 #: Default loss weights for pre-training (vertex, joint, edge, normal).
 LOSS_WEIGHTS = {"vertex": 1.0, "joint": 1.0, "edge": 1.0, "normal": 0.1}
@@ -77,7 +77,7 @@ def to_camera(out: dict, K: torch.Tensor, root_depth: torch.Tensor, J_regressor:
 
 
 class PriorLoss:
-    """Loss function for :class:`handtools.core.train.Trainer` (pre-training).
+    """Loss function for :class:`handtools.core.learning.trainer.Trainer` (pre-training).
 
     Args:
         faces: (1538, 3) hand-model faces; J_regressor: (16, 778).

@@ -9,7 +9,7 @@ or written to disk. See ``docs/detect.md`` for the choice of package.
 
 Conventions
 -----------
-* Keypoints are in FreiHAND/OpenPose order (``handtools.core.joints``): MediaPipe's
+* Keypoints are in FreiHAND/OpenPose order (``handtools.core.hand.joints``): MediaPipe's
   21 landmarks (WRIST, THUMB_CMC..THUMB_TIP, INDEX_FINGER_MCP..TIP, MIDDLE, RING, PINKY)
   are in exactly this order, so no re-indexing is needed (checked in the tests against
   ``mediapipe.solutions.hands.HandLandmark``).
@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from handtools.core.joints import NUM_JOINTS
+from handtools.core.hand.joints import NUM_JOINTS
 
 #: Keypoint agreement scale, as a fraction of the hand size (see module docstring).
 AGREEMENT_SIGMA = 0.1

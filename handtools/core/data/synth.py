@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from handtools.core import joint_limits
+from handtools.core.hand import joint_limits
 
 #: STB's Bumblebee2 stereo camera: focal length (px at 640x480) and baseline (m).
 STB_FOCAL = 822.79041

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from handtools.core.joints import BONES, FINGER_OF_JOINT, NUM_JOINTS
+from handtools.core.hand.joints import BONES, FINGER_OF_JOINT, NUM_JOINTS
 
 #: Panel names of :func:`render_panels`, left to right.
 PANELS = ("input", "mesh", "skeleton", "side", "top")

@@ -70,7 +70,7 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial import cKDTree
 
-from handtools.core.joints import NUM_JOINTS
+from handtools.core.hand.joints import NUM_JOINTS
 
 # numpy >= 2 renamed trapz to trapezoid; pyproject allows numpy >= 1.24.
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz

@@ -177,7 +177,7 @@ def crop_affine(box, out_size: int) -> np.ndarray:
 def crop_K(K, box, out_size: int) -> np.ndarray:
     """Intrinsics of the crop: ``A @ K`` (``f -> s f``, ``c -> s (c - x0)``).
 
-    The same update as :func:`handtools.core.cameras.crop_K` (a test checks they agree),
+    The same update as :func:`handtools.core.geometry.cameras.crop_K` (a test checks they agree),
     done in numpy here because the torch round trip costs ~0.3 ms per call, a third of
     the image warp, on the per-crop hot path.
 

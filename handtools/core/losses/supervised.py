@@ -104,7 +104,7 @@ def joint_l1_loss(
 
     Args:
         pred: (B, J, C) float, joints regressed from the predicted mesh
-            (e.g. :func:`handtools.core.nets.prior.regress_joints21`), J = 21.
+            (e.g. :func:`handtools.core.learning.nets.prior.regress_joints21`), J = 21.
         gt: (B, J, C) float, ground-truth joints, same units.
         weight: optional (B,), (B, J) (e.g. keypoint visibility) or (B, J, C).
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` → (B, J, C).

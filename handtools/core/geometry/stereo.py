@@ -26,8 +26,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from handtools.core.cameras import unproject
-from handtools.core.checks import check_tensor
+from handtools.core.geometry.cameras import unproject
+from handtools.core.geometry.checks import check_tensor
 
 #: Smallest disparity (pixels of the left view) that :func:`verts_from_disparity`
 #: lets through. A rectified pair has ``d = f b / z > 0`` for every point in front of
