@@ -73,7 +73,7 @@ def untrained_checkpoint(cfg: dict, crops: list[str], out: Path, seed: int) -> N
 
     from handtools.core.hand.model import HandModel
     from handtools.core.learning.nets.prior import HandPriorNet
-    from handtools.core.learning.trainer import CHECKPOINT_FORMAT, atomic_save
+    from handtools.core.learning.checkpoints import CHECKPOINT_FORMAT, atomic_save
 
     hand = HandModel.from_path(None)
     torch.manual_seed(seed)  # pretrain seeds the same way before building its network

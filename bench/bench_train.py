@@ -8,12 +8,12 @@ Data: ``handtools synth --domain studio --image-size 320x240`` piped through
 ``handtools crop --size 256 --center gt`` (as ``handtools pretrain`` gets it), made
 once in a temporary folder.
 
-* train: ``handtools.core.learning.trainer.Trainer`` with ``handtools.core.methods.prior.model.PriorLoss``
+* train: ``handtools.core.learning.trainer.Trainer`` with ``handtools.core.methods.prior.loss.PriorLoss``
   (forward, backward, Adam step), fed by ``CropViewDataset`` in the main process
   (``num_workers=0``: reading and decoding the shard is in the time). A step's time
   is the interval between the trainer's consecutive ``step`` reports; the first step
   (start-up) is not counted.
-* infer: ``handtools.core.learning.predictors.PriorPredictor.predict`` on a batch of 8 crops under
+* infer: ``handtools.core.methods.prior.predictor.PriorPredictor.predict`` on a batch of 8 crops under
   ``torch.no_grad`` (network + camera-space meshes), after one warm-up batch.
 images/s = 8 / median seconds per step (or batch).
 """
@@ -36,9 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from handtools.core.hand.model import HandModel  # noqa: E402
-from handtools.core.learning.predictors import PriorPredictor  # noqa: E402
+from handtools.core.methods.prior.predictor import PriorPredictor  # noqa: E402
 from handtools.core.learning.nets.prior import HandPriorNet  # noqa: E402
-from handtools.core.methods.prior.model import PriorLoss  # noqa: E402
+from handtools.core.methods.prior.loss import PriorLoss  # noqa: E402
 from handtools.core.learning.trainer import Trainer, TrainConfig  # noqa: E402
 from handtools.io.shards import ShardReader  # noqa: E402
 from handtools.io.training_data import CropViewDataset  # noqa: E402

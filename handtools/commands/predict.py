@@ -51,7 +51,7 @@ def predict(
     import torch
 
     from handtools.core.hand.model import HandModel
-    from handtools.core.learning.predictors import load_predictor
+    from handtools.core.methods import load_predictor
 
     dev = resolve_device(device)
     hand = HandModel.from_path(mano)

@@ -9,6 +9,7 @@ import typer
 
 from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
 from handtools.console import log
+from handtools.core.methods.prior.config import PAPER
 from handtools.errors import InputError
 from handtools.io.pipes import read_input_paths
 from handtools.options import Device, Inputs, Mano, Overwrite, resolve_device
@@ -19,16 +20,16 @@ def pretrain(
     inputs: Inputs = None,
     encoder: Annotated[
         str, typer.Option("--encoder", help="resnet50 (paper), resnet18/34 for CPU work, resnet101/152.")
-    ] = "resnet50",
+    ] = PAPER.encoder,
     backbone_weights: Annotated[
         Optional[Path], typer.Option("--backbone-weights", help="torchvision ResNet state dict (.pth), e.g. ImageNet.")
     ] = None,
-    with_z: Annotated[bool, typer.Option("--z/--no-z", help="Regress root-relative depth (the full prior).")] = True,
-    epochs: TrainOptions.Epochs = 25,
-    batch_size: TrainOptions.BatchSize = 32,
-    lr: TrainOptions.Lr = 1e-5,
-    milestones: TrainOptions.Milestones = "17,21",
-    gamma: TrainOptions.Gamma = 0.1,
+    with_z: Annotated[bool, typer.Option("--z/--no-z", help="Regress root-relative depth (the full prior).")] = PAPER.with_z,
+    epochs: TrainOptions.Epochs = PAPER.epochs,
+    batch_size: TrainOptions.BatchSize = PAPER.batch_size,
+    lr: TrainOptions.Lr = PAPER.lr,
+    milestones: TrainOptions.Milestones = ",".join(map(str, PAPER.milestones)),
+    gamma: TrainOptions.Gamma = PAPER.gamma,
     seed: TrainOptions.Seed = 0,
     workers: TrainOptions.Workers = 0,
     max_steps: TrainOptions.MaxSteps = None,
@@ -54,10 +55,10 @@ def pretrain(
     import torch
 
     from handtools.core.hand.model import HandModel
-    from handtools.core.learning.nets.resnet import load_backbone_weights
-    from handtools.core.methods.prior.model import PriorLoss
     from handtools.core.learning.nets.prior import HandPriorNet
+    from handtools.core.learning.nets.resnet import load_backbone_weights
     from handtools.core.learning.trainer import Trainer
+    from handtools.core.methods.prior.loss import PriorLoss
     from handtools.io.training_data import CropViewDataset
 
     start = checkpoint_target(out, resume=resume, overwrite=overwrite)

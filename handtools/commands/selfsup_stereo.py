@@ -9,12 +9,10 @@ import typer
 
 from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
 from handtools.console import log
+from handtools.core.methods.binocular.config import LOSS_NAMES, PAPER
 from handtools.errors import InputError
 from handtools.io.pipes import read_input_paths
 from handtools.options import Device, Inputs, Mano, Overwrite, resolve_device
-
-LOSSES = ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
-
 
 def selfsup_stereo(
     init: Annotated[Path, typer.Option("--init", help="pretrain checkpoint the two branches start from.")],
@@ -32,12 +30,12 @@ def selfsup_stereo(
     weight: Annotated[
         Optional[list[str]], typer.Option("--weight", metavar="NAME=VALUE", help="Override a loss weight (repeatable).")
     ] = None,
-    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="SSIM weight in the photo loss.")] = 0.85,
-    epochs: TrainOptions.Epochs = 13,
-    batch_size: TrainOptions.BatchSize = 4,
-    lr: TrainOptions.Lr = 1e-5,
-    milestones: TrainOptions.Milestones = "8,10",
-    gamma: TrainOptions.Gamma = 0.1,
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="SSIM weight in the photo loss.")] = PAPER.alpha,
+    epochs: TrainOptions.Epochs = PAPER.epochs,
+    batch_size: TrainOptions.BatchSize = PAPER.batch_size,
+    lr: TrainOptions.Lr = PAPER.lr,
+    milestones: TrainOptions.Milestones = ",".join(map(str, PAPER.milestones)),
+    gamma: TrainOptions.Gamma = PAPER.gamma,
     seed: TrainOptions.Seed = 0,
     workers: TrainOptions.Workers = 0,
     max_steps: TrainOptions.MaxSteps = None,
@@ -66,12 +64,13 @@ def selfsup_stereo(
 
     from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
-    from handtools.core.methods.binocular.model import LOSS_WEIGHTS, StereoSelfSupLoss, pseudo_meshes, stereo_net_from_prior
-    from handtools.core.learning.trainer import Trainer, load_checkpoint
+    from handtools.core.learning.checkpoints import load_checkpoint
+    from handtools.core.learning.trainer import Trainer
+    from handtools.core.methods.binocular import StereoSelfSupLoss, pseudo_meshes, stereo_net_from_prior
     from handtools.io.training_data import StereoCropDataset
 
-    weights = _parse_weights(weight or [], LOSS_WEIGHTS)
-    enabled = [n for n, on in zip(LOSSES, (photo, edge, laplacian, mask, chamfer, normal)) if on]
+    weights = _parse_weights(weight or [], PAPER.loss_weights)
+    enabled = [n for n, on in zip(LOSS_NAMES, (photo, edge, laplacian, mask, chamfer, normal)) if on]
     if not enabled and not z_head:
         raise typer.BadParameter("every loss is switched off", param_hint="--no-*")
     start = checkpoint_target(out, resume=resume, overwrite=overwrite)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from handtools.core.learning.trainer import load_checkpoint
+from handtools.core.learning.checkpoints import load_checkpoint
 from handtools.io.training_data import CropViewDataset
 from handtools.io.shards import ShardReader
 from tests.conftest import handtools_cmd, random_batch, run_shell, write_shard

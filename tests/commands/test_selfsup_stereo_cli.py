@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from handtools.core.learning.trainer import load_checkpoint
+from handtools.core.learning.checkpoints import load_checkpoint
 from tests.conftest import handtools_cmd, run_shell
 
 

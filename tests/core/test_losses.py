@@ -1,4 +1,4 @@
-"""Tests for handtools.core.losses.supervised (supervised hand-prior losses)."""
+"""Tests for the supervised hand-prior losses (losses.supervised, losses.mesh's I2L terms)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 import trimesh
 
-from handtools.core.losses.supervised import edge_length_loss, joint_l1_loss, normal_loss, vertex_l1_loss
+from handtools.core.losses.mesh import edge_length_loss, normal_loss
+from handtools.core.losses.supervised import joint_l1_loss, vertex_l1_loss
 
 TRI = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], dtype=torch.float64)  # (1, 3, 3)
 FACE = torch.tensor([[0, 1, 2]])

@@ -17,16 +17,14 @@ from handtools.core.geometry import stereo
 from handtools.core.geometry.cameras import project, rectified_stereo_K_T
 from handtools.core.hand.model import HandModel
 from handtools.core.render import Renderer
-from handtools.core.losses.selfsup import (
-    PHOTO_ALPHA,
+from handtools.core.losses.image import PHOTO_ALPHA, mask_loss, photo_consistency_loss
+from handtools.core.losses.mesh import (
     MeshTopology,
     chamfer_loss,
     edge_loss,
     laplacian_loss,
-    mask_loss,
     mesh_topology,
     normal_consistency_loss,
-    photo_consistency_loss,
 )
 
 D = torch.float64

@@ -1,4 +1,4 @@
-"""Tests of the binocular self-supervised model (handtools.core.methods.binocular.model).
+"""Tests of the binocular self-supervised method (handtools.core.methods.binocular).
 
 A tiny untrained prior (ResNet-18, 64 px) and two synthetic stereo pairs: a rendered
 hand (bundled model) seen by a rectified pair, so masks and images are consistent.
@@ -16,20 +16,22 @@ from handtools.core.geometry.cameras import rectified_stereo_K_T
 from handtools.core.hand.model import HandModel
 from handtools.core.learning.nets.prior import HandPriorNet, regress_joints21
 from handtools.core.render import Renderer
-from handtools.core.methods.binocular.model import (
-    LOSS_WEIGHTS,
-    MESH_UNIT,
-    SELFSUP_DEFAULTS,
+from handtools.core.methods.binocular import (
+    LOSS_NAMES,
+    PAPER,
     StereoPredictor,
     StereoSelfSupLoss,
     pseudo_meshes,
     stereo_meshes,
     stereo_net_from_prior,
 )
+
+LOSS_WEIGHTS = PAPER.loss_weights
+MESH_UNIT = PAPER.mesh_unit
 from handtools.core.geometry.stereo import verts_from_disparity
 
 SIZE = 64
-ALL = ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
+ALL = LOSS_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,8 @@ def test_constants():
     assert set(ALL) <= set(LOSS_WEIGHTS)
     assert (LOSS_WEIGHTS["photo"], LOSS_WEIGHTS["edge"], LOSS_WEIGHTS["laplacian"], LOSS_WEIGHTS["mask"],
             LOSS_WEIGHTS["chamfer"], LOSS_WEIGHTS["normal"]) == (100.0, 1.0, 10.0, 0.1, 0.001, 0.001)  # eq. 10
-    assert SELFSUP_DEFAULTS["lr"] == 1e-5 and SELFSUP_DEFAULTS["epochs"] == 13 and SELFSUP_DEFAULTS["batch_size"] == 4
+    assert ALL == ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
+    assert PAPER.lr == 1e-5 and PAPER.epochs == 13 and PAPER.batch_size == 4 and PAPER.milestones == (8, 10)
     assert MESH_UNIT > 0
 
 
@@ -142,8 +145,9 @@ def test_total_is_weighted_sum(prior_ckpt, hand, pairs, pseudo):
 
 def test_edge_term_zero_for_pseudo_shape(hand, pairs, pseudo):
     """A prediction whose meshes are the pseudo meshes has zero edge loss (eq. 5)."""
-    from handtools.core.methods.binocular.model import edge_term
+    from handtools.core.losses.mesh import edge_loss
 
+    edge_term = edge_loss
     topo_faces = hand.faces
     val = edge_term(pseudo["left"] * MESH_UNIT, pseudo["left"] * MESH_UNIT, topo_faces)
     assert float(val) == pytest.approx(0.0, abs=1e-9)

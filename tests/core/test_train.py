@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from handtools.core.learning.trainer import Trainer, TrainConfig, epoch_order, load_checkpoint
+from handtools.core.learning.checkpoints import load_checkpoint
+from handtools.core.learning.trainer import Trainer, TrainConfig, epoch_order
 
 
 class ToyData(torch.utils.data.Dataset):

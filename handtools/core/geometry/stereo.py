@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from handtools.core.geometry.cameras import unproject
+from handtools.core.geometry.cameras import depth_to_disparity, disparity_to_depth, unproject
 from handtools.core.geometry.checks import check_tensor
 
 #: Smallest disparity (pixels of the left view) that :func:`verts_from_disparity`
@@ -126,8 +126,8 @@ def verts_from_disparity(
     rays_r = unproject(uv_right, ones, K_right)  # (B, V, 3), z = 1
     fx_l = K_left[:, 0, 0, None]  # (B, 1)
     disparity = fx_l * (rays_l[..., 0] - rays_r[..., 0])  # (B, V) pixels of the left view
-    disparity = soft_min_clamp(disparity, min_disparity)
-    z = fx_l * b[:, None] / disparity  # (B, V) metres, eq. 1
+    disparity = soft_min_clamp(disparity, min_disparity)  # > 0 everywhere
+    z = disparity_to_depth(disparity, fx_l, b[:, None], invalid="zero")  # (B, V) metres, eq. 1
     return rays_l * z[..., None], rays_r * z[..., None]  # (B, V, 3) each
 
 
@@ -163,11 +163,9 @@ def disparity_from_depth(depth: Tensor, K: Tensor, baseline) -> tuple[Tensor, Te
     B = depth.shape[0]
     check_tensor(K, "K", (B, 3, 3))
     b = _per_sample(baseline, B, depth, "baseline")  # (B,)
-    valid = depth > 0  # (B, H, W)
-    safe = torch.where(valid, depth, torch.ones_like(depth))
-    fb = (K[:, 0, 0].to(depth.dtype) * b)[:, None, None]  # (B, 1, 1) pixel-metres
-    disparity = torch.where(valid, fb / safe, torch.zeros_like(depth))
-    return disparity, valid.to(depth.dtype)
+    fx = K[:, 0, 0].to(depth.dtype)[:, None, None]  # (B, 1, 1) pixels
+    disparity = depth_to_disparity(depth, fx, b[:, None, None], invalid="zero")  # (B, H, W), 0 off the mesh
+    return disparity, (depth > 0).to(depth.dtype)
 
 
 def render_disparity(

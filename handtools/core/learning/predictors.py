@@ -1,46 +1,91 @@
-"""Loading checkpoints as predictors: one place that knows every checkpoint kind.
+"""Predictors: one base class, and a registry keyed by checkpoint kind and prediction mode.
 
-A checkpoint's ``meta["kind"]`` names the model: ``prior`` (``pretrain``,
-monocular u, v, z) and, from ``selfsup-stereo``, ``stereo`` (binocular u, v per
-view; absolute depth from disparity) — registered in :data:`PREDICTORS`.
+A checkpoint's ``meta["kind"]`` names the model that wrote it; each method package
+registers the predictors it provides with :func:`register_predictor`, e.g. the prior
+method registers ``("prior", "monocular")`` and the binocular method registers
+``("stereo", "binocular")`` and ``("prior", "binocular")`` (a prior run on both views,
+the paper's "test directly" baseline). :func:`handtools.core.methods.load_predictor`
+imports every method package and asks this registry.
+
 A predictor takes numpy batches as read from crops shards and returns numpy
-predictions named as in the shard schema.
+predictions named as in the shard schema (``pred/verts3d`` ...).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
 
-from handtools.core.learning.trainer import load_checkpoint
+from handtools.core.learning.checkpoints import checkpoint_kind, load_checkpoint
+from handtools.core.learning.nets.prior import build_prior, to_camera
+
+#: Prediction modes: ``auto`` is the model's natural input (registered per kind).
+MODES = ("auto", "monocular", "binocular")
+
+#: (checkpoint kind, mode) -> predictor class.
+PREDICTORS: dict[tuple[str, str], type["Predictor"]] = {}
 
 
-class PriorPredictor:
-    """Monocular hand prior: u, v (+ root-relative z) per vertex -> camera-space meshes."""
+def register_predictor(kind: str, *modes: str) -> Callable[[type], type]:
+    """Class decorator: ``cls`` predicts checkpoints of ``kind`` in ``modes``."""
+    for m in modes:
+        if m not in MODES:
+            raise ValueError(f"unknown prediction mode {m!r} (one of {MODES})")
+
+    def deco(cls: type) -> type:
+        for m in modes:
+            PREDICTORS[(kind, m)] = cls
+        return cls
+
+    return deco
+
+
+class Predictor(ABC):
+    """Base of every predictor.
+
+    Attributes set by subclasses: ``mode`` (``monocular`` or ``binocular``),
+    ``min_views`` (views a sample needs), ``needs_root_depth`` (monocular models place
+    their root-relative mesh at a given wrist depth), ``image_size`` (H, W) and
+    ``hand_identity`` (the hand model the checkpoint was trained with).
+    """
+
+    mode: ClassVar[str] = "monocular"
+    min_views: int = 1
+    needs_root_depth: bool = False
+
+    def __init__(self, ckpt: dict, hand, device: torch.device, mode: str = "auto"):
+        self.device = device
+        self.hand_identity = ckpt["meta"].get("hand_model", "unknown")
+
+    @abstractmethod
+    def predict(self, batch: dict, view: int = 0) -> dict[str, np.ndarray]:
+        """batch: ``images`` (B, V, H, W, 3) uint8, ``K`` (B, V, 3, 3) and what the model
+        needs (``T_view``, ``baseline``, ``root_depth`` ...). Returns ``pred/*`` arrays."""
+
+    def _images(self, images: np.ndarray) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> (B, 3, H, W) float in [0, 1] on the predictor's device."""
+        return torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+
+
+class LixelPredictor(Predictor):
+    """A :class:`~handtools.core.learning.nets.prior.HandPriorNet` checkpoint on one view:
+    u, v (+ root-relative z) per vertex, placed at the wrist depth -> camera-space meshes."""
 
     needs_root_depth = True
-    min_views = 1
-    mode = "monocular"
 
-    def __init__(self, ckpt: dict, hand, device: torch.device):
-        from handtools.core.methods.prior.model import build_prior
-
+    def __init__(self, ckpt: dict, hand, device: torch.device, mode: str = "auto"):
+        super().__init__(ckpt, hand, device, mode)
         meta = ckpt["meta"]
-        self.net = build_prior(meta["net"], J_regressor=hand.joint_regressor).to(device).eval()
-        self.net.load_state_dict(ckpt["model"])
         self.J = hand.joint_regressor.to(device)
+        self.net = build_prior(meta["net"], J_regressor=self.J).to(device).eval()
+        self.net.load_state_dict(ckpt["model"])
         self.image_size = tuple(meta["net"]["image_size"])
-        self.hand_identity = meta.get("hand_model", "unknown")
-        self.device = device
 
-    def forward_view(self, images: np.ndarray, K: np.ndarray) -> dict:
-        """images (B, H, W, 3) uint8, K (B, 3, 3) -> the network's output dict (tensors)."""
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        return self.net(x)
-
+    @torch.no_grad()
     def predict(self, batch: dict, view: int = 0) -> dict[str, np.ndarray]:
         """batch: ``images`` (B, V, H, W, 3) uint8, ``K`` (B, V, 3, 3), optional ``T_view``,
         ``root_depth`` (B,) or ``joints3d`` (B, 21, 3) for the wrist depth.
@@ -48,8 +93,6 @@ class PriorPredictor:
         Returns ``pred/verts3d`` (B, 778, 3), ``pred/joints3d`` (B, 21, 3) metres in the
         camera frame of view 0, and ``pred/uv`` (B, 778, 2) crop pixels of ``view``.
         """
-        from handtools.core.methods.prior.model import to_camera
-
         K = torch.from_numpy(batch["K"][:, view].astype(np.float32)).to(self.device)
         T = batch.get("T_view")
         T = np.eye(4, dtype=np.float32)[None].repeat(len(K), 0) if T is None else T[:, view].astype(np.float32)
@@ -59,7 +102,7 @@ class PriorPredictor:
             wrist = batch["joints3d"][:, 0].astype(np.float32)  # (B, 3) view-0 frame
             wrist_v = np.einsum("bij,bj->bi", T[:, :3, :3], wrist) + T[:, :3, 3]
             root = torch.from_numpy(wrist_v[:, 2].copy()).to(self.device)
-        out = self.forward_view(batch["images"][:, view], batch["K"][:, view])
+        out = self.net(self._images(batch["images"][:, view]))
         verts, joints = to_camera(out, K, root, self.J)  # view frame
         # back to view 0's frame: x0 = R^T (x_v - t)
         R, t = torch.from_numpy(T[:, :3, :3]).to(self.device), torch.from_numpy(T[:, :3, 3]).to(self.device)
@@ -71,27 +114,22 @@ class PriorPredictor:
         }
 
 
-#: checkpoint kind -> monocular predictor class (``stereo`` checkpoints: see :func:`load_predictor`).
-PREDICTORS: dict[str, Callable] = {"prior": PriorPredictor}
+def predictor_for(ckpt: dict, hand, device: torch.device, mode: str = "auto", source: str = "checkpoint") -> Predictor:
+    """The registered predictor for a loaded checkpoint in ``mode``; one-line errors otherwise."""
+    if mode not in MODES:
+        raise ValueError(f"unknown prediction mode {mode!r} ({', '.join(MODES)})")
+    kind = checkpoint_kind(ckpt)
+    cls = PREDICTORS.get((kind, mode))
+    if cls is None:
+        known = sorted({k for k, _ in PREDICTORS})
+        if kind not in known:
+            raise ValueError(f"{source}: checkpoint kind {kind!r} has no predictor (known: {', '.join(known)})")
+        modes = sorted(m for k, m in PREDICTORS if k == kind)
+        raise ValueError(f"{source}: checkpoint kind {kind!r} cannot predict in {mode} mode (modes: {', '.join(modes)})")
+    return cls(ckpt, hand, device, mode=mode)
 
 
-def load_predictor(path: Path, hand, device: torch.device, mode: str = "auto"):
-    """The predictor for a checkpoint file (any registered kind).
-
-    ``mode``: ``auto`` (the model's natural input: one view for ``prior``, a stereo
-    pair for ``stereo``), ``monocular`` or ``binocular`` (a prior run on both views
-    with depth from disparity is the paper's "test-directly" binocular baseline).
-    """
-    if mode not in ("auto", "monocular", "binocular"):
-        raise ValueError(f"unknown prediction mode {mode!r} (auto, monocular or binocular)")
-    ckpt = load_checkpoint(path, map_location=device)
-    kind = ckpt.get("meta", {}).get("kind")
-    if kind == "stereo" or mode == "binocular":
-        from handtools.core.methods.binocular.model import StereoPredictor
-
-        if kind not in ("prior", "stereo"):
-            raise ValueError(f"{path}: checkpoint kind {kind!r} cannot predict from stereo pairs")
-        return StereoPredictor(ckpt, hand, device, mode=mode)
-    if kind not in PREDICTORS:
-        raise ValueError(f"{path}: checkpoint kind {kind!r} has no predictor (known: prior, stereo)")
-    return PREDICTORS[kind](ckpt, hand, device)
+def load_predictor_from(path: Path, hand, device: torch.device, mode: str = "auto") -> Predictor:
+    """Load a checkpoint file and return its predictor (the registry must be populated:
+    use :func:`handtools.core.methods.load_predictor`)."""
+    return predictor_for(load_checkpoint(path, map_location=device), hand, device, mode, source=str(path))

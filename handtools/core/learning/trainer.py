@@ -4,7 +4,7 @@
   ``milestones``), the papers' defaults living in each command's config.
 * Deterministic data order: epoch ``e`` visits the permutation drawn from
   ``(seed, e)``; under DDP each rank takes every ``world``-th element of it.
-* Checkpoints written atomically (temp file + rename) at the end of every epoch,
+* Checkpoints (:mod:`handtools.core.learning.checkpoints`) written atomically at the end of every epoch,
   every ``checkpoint_every`` steps, and on Ctrl-C / SIGTERM; each holds model,
   optimizer, scheduler, RNG state, the position in the epoch and the config, so
   ``resume=True`` continues exactly: an interrupted and resumed run ends with the
@@ -32,8 +32,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-CHECKPOINT_FORMAT = "handtools-checkpoint-1"
-
+from handtools.core.learning.checkpoints import CHECKPOINT_FORMAT, atomic_save, load_checkpoint
 
 @dataclass
 class TrainConfig:
@@ -62,33 +61,6 @@ class TrainConfig:
 class LossFn(Protocol):
     def __call__(self, model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss (scalar tensor) and named float metrics for logging."""
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the target folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
-    """Load a handtools checkpoint with ``weights_only=True``; clear errors on bad files."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise ValueError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a handtools checkpoint")
-    return ckpt
 
 
 def distributed_env() -> tuple[int, int, int]:

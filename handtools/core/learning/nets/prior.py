@@ -167,3 +167,33 @@ class HandPriorNet(nn.Module):
             if "z" in out:
                 out["joints_z"] = regress_joints21(out["z"][..., None], self.J_regressor)[..., 0]  # (B, 21)
         return out
+
+
+def build_prior(config: dict, J_regressor=None) -> HandPriorNet:
+    """Rebuild a :class:`HandPriorNet` from a checkpoint's ``meta["net"]`` config (its ``config`` attribute)."""
+    return HandPriorNet(
+        encoder=config["encoder"],
+        image_size=tuple(config["image_size"]),
+        with_z=config["with_z"],
+        J_regressor=J_regressor,
+        hidden_channels=config.get("hidden_channels"),
+        depth_bins=config.get("depth_bins", 64),
+        depth_range=config.get("depth_range", 0.3),
+    )
+
+
+def to_camera(out: dict, K: torch.Tensor, root_depth: torch.Tensor,
+              J_regressor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Network output -> camera-space vertices (B, 778, 3) and joints (B, 21, 3), metres.
+
+    ``out``: :class:`HandPriorNet`'s dict (``uv`` (B, 778, 2) crop pixels, optional ``z``
+    (B, 778) metres). ``K`` (B, 3, 3) crop intrinsics; ``root_depth`` (B,) the wrist's
+    camera depth, metres (ground truth for root-relative evaluation, or from stereo).
+    A u, v-only model is placed flat at the wrist depth. Joints are regressed from the
+    camera-space mesh.
+    """
+    z = out["z"] if "z" in out else torch.zeros_like(out["uv"][..., 0])
+    # z is relative to the wrist of the *predicted* mesh: re-centre on its regressed root
+    root_rel = regress_joints21(z[..., None], J_regressor)[:, 0, 0]  # (B,)
+    verts = uvz_to_camera(out["uv"], z - root_rel[:, None], K, root_depth)  # (B, 778, 3)
+    return verts, regress_joints21(verts, J_regressor)

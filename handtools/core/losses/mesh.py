@@ -1,16 +1,14 @@
-"""Self-supervised losses of the binocular method (Chen et al., ICCV 2021, §3.2, eqs. 3-9).
+"""Mesh losses over one triangle-mesh topology, shared by every method.
 
-Photo-consistency (eq. 3, with SSIM eq. 4), edge (eq. 5), Laplacian (eq. 6), mask
-(eq. 7), Chamfer (eq. 8) and normal (eq. 9). Each function computes the paper's
-per-sample term and returns its mean over the batch, or the weighted mean
-``sum_b w_b l_b / sum_b w_b`` with optional per-sample ``weight`` (B,) (all-zero
-weights give 0). The loss weights (eq. 10) are not here: the ``selfsup-stereo``
-command holds the paper's values (photo 100, edge 1, Laplacian 10, mask 0.1,
-Chamfer 0.001, normal 0.001). Conventions and the choices the paper leaves open
-are in ``docs/selfsup-stereo-losses.md``.
+* :class:`MeshTopology`: unique edges and neighbourhoods of a mesh, computed once.
+* Supervised (I2L-MeshNet, Moon & Lee, ECCV 2020, §3.4): :func:`edge_length_loss`
+  (L_edge) and :func:`normal_loss` (L_normal) against a ground-truth mesh.
+* Self-supervised (Chen et al., ICCV 2021, §3.2): :func:`edge_loss` (eq. 5, against
+  pseudo labels), :func:`laplacian_loss` (eq. 6), :func:`chamfer_loss` (eq. 8),
+  :func:`normal_consistency_loss` (eq. 9).
 
-Units: the geometric losses work in the units of the vertices (squared for eqs. 5,
-6, 8); images are float in [0, 1].
+Units are the vertices' (squared for eqs. 5, 6, 8). Per-sample ``weight`` (B,) gives
+a weighted batch mean (:func:`handtools.core.losses.reduction.batch_mean`).
 """
 
 from __future__ import annotations
@@ -18,44 +16,19 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
-from pytorch_msssim import ssim
 from torch import Tensor
 from torch.nn import functional as F
 
 from handtools.core.geometry.checks import check_tensor
+from handtools.core.losses.reduction import batch_mean, check_pair, check_reduction, reduce_terms, weight_to
 
-#: SSIM / L1 balance of eq. 3. The paper does not give its value; 0.85 is
-#: Monodepth's (Godard et al., CVPR 2017), whose loss has the same form.
-PHOTO_ALPHA = 0.85
-#: Gaussian SSIM window (pytorch_msssim): 7 px, sigma 1.5 -- the usual sigma with a
-#: window small enough for 64-256 px crops (pytorch_msssim's default is 11).
-SSIM_WIN_SIZE = 7
-SSIM_WIN_SIGMA = 1.5
-
-_REDUCTIONS = ("sum", "mean")
-#: Vertex pairs of the three edges of a triangle.
-_FACE_EDGES = ((0, 1), (0, 2), (1, 2))
+#: Vertex pairs of the three edges of a triangle (I2L-MeshNet order).
+FACE_EDGES = ((0, 1), (0, 2), (1, 2))
+_SUPERVISED_REDUCTIONS = ("mean", "sum", "none")
+_SUM_OR_MEAN = ("sum", "mean")
 
 
-# --------------------------------------------------------------------------- helpers
-
-
-def _batch_mean(per_sample: Tensor, weight, name: str) -> Tensor:
-    """(B,) per-sample losses -> scalar mean, or weighted mean with (B,) ``weight``."""
-    if weight is None:
-        return per_sample.mean()
-    w = torch.as_tensor(weight, dtype=per_sample.dtype, device=per_sample.device)
-    if tuple(w.shape) != tuple(per_sample.shape):
-        raise ValueError(f"{name}: weight must be ({per_sample.shape[0]},), got {tuple(w.shape)}")
-    return (w * per_sample).sum() / w.sum().clamp_min(torch.finfo(per_sample.dtype).tiny)
-
-
-def _check_reduction(reduction: str, name: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def _faces(faces, num_verts: int, device, name: str) -> Tensor:
+def check_faces(faces, num_verts: int, device, name: str) -> Tensor:
     faces = torch.as_tensor(faces, device=device)
     if faces.ndim != 2 or faces.shape[1] != 3 or faces.shape[0] < 1:
         raise ValueError(f"{name}: faces must be (F, 3) with F >= 1, got {tuple(faces.shape)}")
@@ -68,7 +41,7 @@ def _faces(faces, num_verts: int, device, name: str) -> Tensor:
     return faces
 
 
-# --------------------------------------------------------------------------- mesh topology
+
 class MeshTopology:
     """Unique edges and uniform-Laplacian neighbourhoods of a triangle mesh, computed once.
 
@@ -83,10 +56,10 @@ class MeshTopology:
     """
 
     def __init__(self, faces, num_verts: int):
-        faces = _faces(faces, num_verts, getattr(faces, "device", None), "MeshTopology")
+        faces = check_faces(faces, num_verts, getattr(faces, "device", None), "MeshTopology")
         self.num_verts = int(num_verts)
         self.faces = faces  # (F, 3)
-        pairs = torch.cat([faces[:, list(p)] for p in _FACE_EDGES], dim=0)  # (3F, 2)
+        pairs = torch.cat([faces[:, list(p)] for p in FACE_EDGES], dim=0)  # (3F, 2)
         pairs = torch.sort(pairs, dim=1).values  # i < j
         self.edges = torch.unique(pairs, dim=0)  # (E, 2)
         self.degree = torch.bincount(self.edges.flatten(), minlength=self.num_verts)  # (V,)
@@ -124,68 +97,100 @@ def mesh_topology(faces, num_verts: int, device=None) -> MeshTopology:
         if faces.num_verts != num_verts:
             raise ValueError(f"MeshTopology has {faces.num_verts} vertices, the mesh {num_verts}")
         return faces if device is None or faces.edges.device == torch.device(device) else faces.to(device)
-    f = _faces(faces, num_verts, "cpu", "mesh_topology")
+    f = check_faces(faces, num_verts, "cpu", "mesh_topology")
     dev = str(torch.device(device)) if device is not None else "cpu"
     return _cached_topology(f.contiguous().numpy().tobytes(), f.shape[0], num_verts, dev)
 
 
-# --------------------------------------------------------------------------- eq. 3-4
-def photo_consistency_loss(
-    img_tgt: Tensor,
-    img_warped: Tensor,
-    mask: Tensor,
-    alpha: float = PHOTO_ALPHA,
-    weight: Tensor | None = None,
-    win_size: int = SSIM_WIN_SIZE,
-    win_sigma: float = SSIM_WIN_SIGMA,
-) -> Tensor:
-    """Photo-consistency loss (eq. 3, SSIM eq. 4):
-    ``alpha / 2 (1 - SSIM(~I M, I M)) + (1 - alpha) ||(~I - I) M||_1``.
 
-    As in the paper, both images are multiplied by the mask (hand region only,
-    background zero in both) and SSIM is the mean SSIM of these masked images
-    (``pytorch_msssim.ssim``, Gaussian window, K = (0.01, 0.03), data range 1; that
-    library returns per-image means, not per-pixel maps, which is what eq. 3 uses).
-    The L1 term is the mean absolute difference over mask pixels and channels.
+# --------------------------------------------------------------------------- supervised (I2L-MeshNet)
+def _mesh_weight(weight, pred: torch.Tensor, faces: torch.Tensor, pairs, name: str) -> torch.Tensor | None:
+    """Per-vertex or per-sample weights → (B, F, len(pairs)) weights on face edges/faces."""
+    if weight is None:
+        return None
+    w = weight_to(weight, pred, (1, 2), name)[..., 0]  # (B, N) or (B, 1)
+    if w.shape[1] == 1:
+        return w[:, :, None]  # (B, 1, 1)
+    per_face_vertex = w[:, faces]  # (B, F, 3)
+    cols = [per_face_vertex[..., list(p)].prod(-1) for p in pairs]
+    return torch.stack(cols, dim=-1)  # (B, F, len(pairs))
+
+
+def edge_length_loss(
+    pred_verts: torch.Tensor,
+    gt_verts: torch.Tensor,
+    faces,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Edge-length loss (I2L-MeshNet L_edge): ``L = mean_f mean_{(i,j) in f} | ||v_i - v_j|| - ||v*_i - v*_j|| |``.
+
+    Every face contributes its three edges (0-1, 0-2, 1-2), so an edge shared by two
+    faces counts twice, as in I2L-MeshNet. ``v`` predicted, ``v*`` ground truth.
 
     Args:
-        img_tgt: (B, C, H, W) float in [0, 1], the real view (``I_r``).
-        img_warped: (B, C, H, W) float, the other view warped into it (``~I_r``,
-            from ``stereo.warp_with_disparity``; 0 where the warp is invalid).
-        mask: (B, H, W) or (B, 1, H, W) float/bool in [0, 1], the hand mask ``M_r``
-            (the paper: the ground-truth / skin mask of the target view). Pixels
-            where the mask is on but the warp is invalid count as mismatches, which
-            pulls the mesh over the mask.
-        alpha: SSIM weight in [0, 1]; the paper does not state it, 0.85 is Monodepth's.
-        weight: optional (B,) per-sample weights.
-        win_size, win_sigma: Gaussian SSIM window (odd size <= H, W) and sigma, pixels.
+        pred_verts, gt_verts: (B, N, 3) float (or (B, N, 2)), same units.
+        faces: (F, 3) integer vertex indices (tensor or array).
+        weight: optional (B,) per sample or (B, N) per vertex (edge weight = product
+            of its two vertices' weights).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` → (B, F, 3).
 
     Returns:
-        Scalar, dimensionless (0 for identical masked images).
+        Scalar (or (B, F, 3)), units of the vertices. The gradient at a zero-length
+        predicted edge is taken as 0 (no NaN).
     """
-    name = "photo_consistency_loss"
-    check_tensor(img_tgt, "img_tgt", (None, None, None, None))
-    B, C, H, W = img_tgt.shape
-    check_tensor(img_warped, "img_warped", (B, C, H, W))
-    if mask.ndim == 4:
-        if mask.shape[1] != 1:
-            raise ValueError(f"{name}: mask must be (B, H, W) or (B, 1, H, W), got {tuple(mask.shape)}")
-        mask = mask[:, 0]
-    if tuple(mask.shape) != (B, H, W):
-        raise ValueError(f"{name}: mask must be ({B}, {H}, {W}), got {tuple(mask.shape)}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"{name}: alpha must be in [0, 1], got {alpha}")
-    if win_size % 2 != 1 or win_size > min(H, W):
-        raise ValueError(f"{name}: win_size must be odd and <= min(H, W) = {min(H, W)}, got {win_size}")
-    m = mask.to(img_tgt.dtype)[:, None]  # (B, 1, H, W)
-    x = img_warped.to(img_tgt.dtype) * m  # (B, C, H, W)
-    y = img_tgt * m
-    ssim_b = ssim(x, y, data_range=1.0, size_average=False, win_size=win_size,
-                  win_sigma=win_sigma)  # (B,)
-    area = (m.flatten(1).sum(1) * C).clamp_min(1.0)  # (B,)
-    l1_b = (x - y).abs().flatten(1).sum(1) / area  # (B,)
-    per_sample = 0.5 * alpha * (1.0 - ssim_b) + (1.0 - alpha) * l1_b  # (B,)
-    return _batch_mean(per_sample, weight, name)
+    name = "edge_length_loss"
+    check_reduction(reduction, _SUPERVISED_REDUCTIONS, name)
+    check_pair(pred_verts, gt_verts, name)
+    faces = check_faces(faces, pred_verts.shape[1], pred_verts.device, name)
+
+    def lengths(verts: torch.Tensor) -> torch.Tensor:
+        fv = verts[:, faces]  # (B, F, 3, C)
+        edges = torch.stack([fv[:, :, j] - fv[:, :, i] for i, j in FACE_EDGES], dim=2)  # (B, F, 3, C)
+        return torch.linalg.vector_norm(edges, dim=-1)  # (B, F, 3)
+
+    terms = (lengths(pred_verts) - lengths(gt_verts)).abs()  # (B, F, 3)
+    return reduce_terms(terms, _mesh_weight(weight, pred_verts, faces, FACE_EDGES, name), reduction)
+
+
+def normal_loss(
+    pred_verts: torch.Tensor,
+    gt_verts: torch.Tensor,
+    faces,
+    weight: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Surface-normal loss (I2L-MeshNet L_normal): ``L = mean_f mean_{(i,j) in f} |< (v_i - v_j)/||v_i - v_j||, n*_f >|``.
+
+    ``n*_f`` is the unit normal of face f of the ground-truth mesh,
+    ``normalize((v*_1 - v*_0) x (v*_2 - v*_0))``; each of the face's three predicted
+    edges (0-1, 0-2, 1-2), normalised, should be perpendicular to it.
+
+    Args:
+        pred_verts, gt_verts: (B, N, 3) float, same units.
+        faces: (F, 3) integer vertex indices (tensor or array).
+        weight: optional (B,) per sample or (B, N) per vertex (the three edges of a
+            face are weighted by the product of the face's three vertex weights).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` → (B, F, 3).
+
+    Returns:
+        Scalar (or (B, F, 3)), dimensionless in [0, 1] per term.
+    """
+    name = "normal_loss"
+    check_reduction(reduction, _SUPERVISED_REDUCTIONS, name)
+    check_pair(pred_verts, gt_verts, name)
+    if pred_verts.shape[-1] != 3:
+        raise ValueError(f"{name}: vertices must be 3D (B, N, 3), got {tuple(pred_verts.shape)}")
+    faces = check_faces(faces, pred_verts.shape[1], pred_verts.device, name)
+
+    fp = pred_verts[:, faces]  # (B, F, 3, 3)
+    edges = torch.stack([fp[:, :, j] - fp[:, :, i] for i, j in FACE_EDGES], dim=2)  # (B, F, 3, 3)
+    edges = F.normalize(edges, dim=-1)
+    fg = gt_verts[:, faces]  # (B, F, 3, 3)
+    normal = F.normalize(torch.linalg.cross(fg[:, :, 1] - fg[:, :, 0], fg[:, :, 2] - fg[:, :, 0]), dim=-1)  # (B, F, 3)
+    terms = (edges * normal[:, :, None]).sum(-1).abs()  # (B, F, 3)
+    face_weight = _mesh_weight(weight, pred_verts, faces, ((0, 1, 2),) * 3, name)
+    return reduce_terms(terms, face_weight, reduction)
 
 
 # --------------------------------------------------------------------------- eq. 5
@@ -212,7 +217,7 @@ def edge_loss(
         Scalar, units squared. Zero-length edges get gradient 0, not NaN.
     """
     name = "edge_loss"
-    _check_reduction(reduction, name)
+    check_reduction(reduction, _SUM_OR_MEAN, name)
     check_tensor(pred_verts, "pred_verts", (None, None, 3))
     check_tensor(pseudo_verts, "pseudo_verts", tuple(pred_verts.shape))
     topo = mesh_topology(faces, pred_verts.shape[1], pred_verts.device)
@@ -223,7 +228,7 @@ def edge_loss(
 
     sq = (lengths(pseudo_verts.to(pred_verts.dtype)) - lengths(pred_verts)) ** 2  # (B, E)
     per_sample = sq.sum(1) if reduction == "sum" else sq.mean(1)  # (B,)
-    return _batch_mean(per_sample, weight, name)
+    return batch_mean(per_sample, weight, name)
 
 
 # --------------------------------------------------------------------------- eq. 6
@@ -248,31 +253,7 @@ def laplacian_loss(verts: Tensor, faces, weight: Tensor | None = None) -> Tensor
     topo = mesh_topology(faces, verts.shape[1], verts.device)
     delta = verts - topo.neighbour_mean(verts)  # (B, V, 3)
     per_sample = (delta ** 2).sum(-1).mean(1)  # (B,)
-    return _batch_mean(per_sample, weight, name)
-
-
-# --------------------------------------------------------------------------- eq. 7
-def mask_loss(silhouette: Tensor, mask: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Mask loss (eq. 7): ``||M - ~M||^2``, as the mean over pixels of the squared difference.
-
-    (The mean, not the sum, so the value does not depend on the crop size; for
-    binary images it is the fraction of pixels that disagree, i.e. also their L1.)
-
-    Args:
-        silhouette: (B, H, W) float in [0, 1], rendered from the predicted mesh
-            (``RenderOutput.silhouette``, antialiased so it has gradients).
-        mask: (B, H, W) float or bool in [0, 1], the ground-truth / skin mask.
-        weight: optional (B,) per-sample weights.
-
-    Returns:
-        Scalar, dimensionless in [0, 1].
-    """
-    name = "mask_loss"
-    check_tensor(silhouette, "silhouette", (None, None, None))
-    if tuple(mask.shape) != tuple(silhouette.shape):
-        raise ValueError(f"{name}: mask must be {tuple(silhouette.shape)}, got {tuple(mask.shape)}")
-    per_sample = ((silhouette - mask.to(silhouette.dtype)) ** 2).flatten(1).mean(1)  # (B,)
-    return _batch_mean(per_sample, weight, name)
+    return batch_mean(per_sample, weight, name)
 
 
 # --------------------------------------------------------------------------- eq. 8
@@ -308,7 +289,7 @@ def chamfer_loss(a: Tensor, b: Tensor, weight: Tensor | None = None) -> Tensor:
     check_tensor(b, "b", (a.shape[0], None, 3))
     b = b.to(a.dtype)
     per_sample = _nearest_sq(a, b).mean(1) + _nearest_sq(b, a).mean(1)  # (B,)
-    return _batch_mean(per_sample, weight, name)
+    return batch_mean(per_sample, weight, name)
 
 
 # --------------------------------------------------------------------------- eq. 9
@@ -339,16 +320,16 @@ def normal_consistency_loss(
         contribute 0 with finite gradients.
     """
     name = "normal_consistency_loss"
-    _check_reduction(reduction, name)
+    check_reduction(reduction, _SUM_OR_MEAN, name)
     check_tensor(verts_a, "verts_a", (None, None, 3))
     check_tensor(verts_b, "verts_b", tuple(verts_a.shape))
     topo = mesh_topology(faces, verts_a.shape[1], verts_a.device)
     fa = verts_a[:, topo.faces]  # (B, F, 3, 3)
-    edges = torch.stack([fa[:, :, j] - fa[:, :, i] for i, j in _FACE_EDGES], dim=2)  # (B, F, 3, 3)
+    edges = torch.stack([fa[:, :, j] - fa[:, :, i] for i, j in FACE_EDGES], dim=2)  # (B, F, 3, 3)
     edges = F.normalize(edges, dim=-1)
     fb = verts_b.to(verts_a.dtype)[:, topo.faces]  # (B, F, 3, 3)
     normal = F.normalize(torch.linalg.cross(fb[:, :, 1] - fb[:, :, 0], fb[:, :, 2] - fb[:, :, 0]),
                          dim=-1)  # (B, F, 3)
     terms = (edges * normal[:, :, None]).sum(-1).abs()  # (B, F, 3)
     per_sample = terms.flatten(1).sum(1) if reduction == "sum" else terms.flatten(1).mean(1)
-    return _batch_mean(per_sample, weight, name)
+    return batch_mean(per_sample, weight, name)
