@@ -69,7 +69,7 @@ def synth(
     from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
     from handtools.core.data.synth import DOMAINS, STB_FOCAL, camera_rig
-    from handtools.io.images import list_images
+    from handtools.io.images import list_images, read_image
     from handtools.core.data.synth_render import SceneRenderer
 
     if domain not in DOMAINS:
@@ -87,7 +87,7 @@ def synth(
     ks, ts = camera_rig(views, hw, focal, baseline)
     scene = SceneRenderer(
         model, Renderer(renderer, device=dev), DOMAINS[domain], hw, ks, ts, baseline if views == 2 else None,
-        kp_noise=kp_noise, seed=seed, backgrounds=bg_files,
+        kp_noise=kp_noise, seed=seed, backgrounds=bg_files, read_background=read_image,
     )
 
     num_shards = math.ceil(num / shard_size)

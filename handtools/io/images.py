@@ -42,17 +42,3 @@ def read_image(path: Path) -> np.ndarray:
         else:
             img = np.clip(img, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(img)
-
-
-def random_crop_resize(img: np.ndarray, size: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-    """A random crop of ``img`` with the aspect of ``size`` (H, W), resized to it."""
-    import cv2
-
-    h, w = size
-    ih, iw = img.shape[:2]
-    scale = rng.uniform(0.6, 1.0)
-    ch = int(min(ih, iw * h / w) * scale)
-    cw = int(ch * w / h)
-    y0 = int(rng.integers(0, ih - ch + 1))
-    x0 = int(rng.integers(0, iw - cw + 1))
-    return cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)

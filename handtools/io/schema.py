@@ -7,6 +7,8 @@ carried through untouched.
 
 from __future__ import annotations
 
+from handtools.core.hand.joints import NUM_VERTICES
+
 SCHEMA_VERSION = 1
 KINDS = ("frames", "crops", "predictions", "multiview")
 
@@ -21,17 +23,17 @@ DATASETS: dict[str, tuple[str, tuple]] = {
     "masks": ("uint8", ("N", "V", "H", "W")),
     "depth": ("float32", ("N", "V", "H", "W")),
     "joints3d": ("float32", ("N", 21, 3)),
-    "verts3d": ("float32", ("N", 778, 3)),
+    "verts3d": ("float32", ("N", NUM_VERTICES, 3)),
     "mano/pose": ("float32", ("N", 48)),
     "mano/shape": ("float32", ("N", 10)),
     "pred/joints3d": ("float32", ("N", 21, 3)),
-    "pred/verts3d": ("float32", ("N", 778, 3)),
+    "pred/verts3d": ("float32", ("N", NUM_VERTICES, 3)),
     "pred/pose": ("float32", ("N", 48)),
     "pred/shape": ("float32", ("N", 10)),
     "pred/scale": ("float32", ("N", 1)),
     "pred/rot": ("float32", ("N", 3)),
     "pred/trans": ("float32", ("N", 3)),
-    "pred/texture": ("float32", ("N", 778, 3)),
+    "pred/texture": ("float32", ("N", NUM_VERTICES, 3)),
     "pred/light": ("float32", ("N", 11)),
     "source": ("str", ("N",)),
 }

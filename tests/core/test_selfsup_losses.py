@@ -17,6 +17,7 @@ from handtools.core.geometry import stereo
 from handtools.core.geometry.cameras import project, rectified_stereo_K_T
 from handtools.core.hand.model import HandModel
 from handtools.core.render import Renderer
+from handtools.core.render.disparity import render_disparity
 from handtools.core.losses.image import PHOTO_ALPHA, mask_loss, photo_consistency_loss
 from handtools.core.losses.mesh import (
     MeshTopology,
@@ -332,7 +333,7 @@ def test_photo_loss_gradient_through_the_rendered_disparity_points_back_to_the_t
     img_l = renderer.render(v_l, faces, K_l, (H, W), colors=colors).rgb.permute(0, 3, 1, 2)
     right = renderer.render(v_r, faces, K_r, (H, W), colors=colors)
     shift = torch.tensor([0.0, 0.0, dz], dtype=D, requires_grad=True)
-    disp, _ = stereo.render_disparity(v_r + shift, faces, K_r, (H, W), b, renderer)
+    disp, _ = render_disparity(v_r + shift, faces, K_r, (H, W), b, renderer)
     warped, _ = stereo.warp_with_disparity(img_l, disp, "left_to_right", K_l[:, 0, 2] - K_r[:, 0, 2])
     loss = photo_consistency_loss(right.rgb.permute(0, 3, 1, 2), warped, (right.silhouette > 0.5).to(D))
     loss.backward()

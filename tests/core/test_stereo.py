@@ -11,11 +11,11 @@ import torch
 from handtools.core.geometry import stereo
 from handtools.core.geometry.cameras import project, rectified_stereo_K_T, triangulate_rectified
 from handtools.core.render import Renderer
+from handtools.core.render.disparity import render_disparity
 from handtools.core.geometry.stereo import (
     MIN_DISPARITY_PX,
     disparity_from_depth,
     left_from_right_frame,
-    render_disparity,
     soft_min_clamp,
     verts_from_disparity,
     warp_with_disparity,

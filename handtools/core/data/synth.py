@@ -23,6 +23,7 @@ Two domain presets (:data:`DOMAINS`) with a real domain gap:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -198,6 +199,20 @@ def skin_colours(
     smooth = 1.0 + 0.04 * waves[:, None]
     fine = 1.0 + 0.02 * rng.standard_normal((len(v), 1))
     return np.clip(base[None] * smooth * fine, 0.0, 1.0).astype(np.float32)
+
+
+def random_crop_resize(img: np.ndarray, size: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """A random crop of ``img`` with the aspect of ``size`` (H, W), resized to it."""
+    import cv2
+
+    h, w = size
+    ih, iw = img.shape[:2]
+    scale = rng.uniform(0.6, 1.0)
+    ch = int(min(ih, iw * h / w) * scale)
+    cw = int(ch * w / h)
+    y0 = int(rng.integers(0, ih - ch + 1))
+    x0 = int(rng.integers(0, iw - cw + 1))
+    return cv2.resize(img[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
 
 
 def background(h: int, w: int, preset: DomainPreset, rng: np.random.Generator) -> np.ndarray:

@@ -14,12 +14,12 @@ float rounding (depth by ~1e-7 m, rarely a pixel by one grey level).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from handtools.core.data.synth import DomainPreset, SceneSample, background, noisy_keypoints, sample_scene
+from handtools.core.data.synth import DomainPreset, SceneSample, background, noisy_keypoints, random_crop_resize, sample_scene
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -38,7 +38,9 @@ class SceneRenderer:
         baseline: stereo baseline in metres (written for 2-view rigs), else None.
         kp_noise: keypoint noise sigma in px (0: exact keypoints, confidence 1).
         seed: base seed; sample ``i`` uses ``default_rng([seed, i])``.
-        backgrounds: optional image files used instead of procedural backgrounds.
+        backgrounds: optional entries (e.g. image files) used instead of procedural backgrounds,
+            decoded by ``read_background(entry) -> (H, W, 3) uint8`` (the caller's image reader:
+            this module does no file I/O).
         workers: samples rendered at once on threads (default on CPU: ``torch.get_num_threads()``
             at construction, i.e. the cores torch would use; on CUDA 1, as a rasteriser
             context is not shared across threads). 1 renders in the caller's thread.
@@ -57,6 +59,7 @@ class SceneRenderer:
         seed: int = 0,
         backgrounds: Optional[Sequence] = None,
         workers: Optional[int] = None,
+        read_background: Optional[Callable[[Any], np.ndarray]] = None,
     ):
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -67,6 +70,9 @@ class SceneRenderer:
         self.baseline = baseline
         self.kp_noise, self.seed = kp_noise, seed
         self.backgrounds = list(backgrounds) if backgrounds else None
+        if self.backgrounds is not None and read_background is None:
+            raise ValueError("backgrounds need read_background: a function from an entry to an RGB uint8 image")
+        self.read_background = read_background
         dev, dt = model.faces.device, model.shapedirs.dtype
         self.device, self.dtype = dev, dt
         if workers is None:
@@ -88,9 +94,7 @@ class SceneRenderer:
         h, w = self.hw[0], width or self.hw[1]
         if self.backgrounds is None:
             return background(h, w, self.preset, rng)
-        from handtools.io.images import read_image, random_crop_resize
-
-        img = read_image(self.backgrounds[rng.integers(len(self.backgrounds))])
+        img = self.read_background(self.backgrounds[rng.integers(len(self.backgrounds))])
         return random_crop_resize(img, (h, w), rng)
 
     def _backgrounds(self, rng: np.random.Generator) -> list[np.ndarray]:

@@ -70,7 +70,7 @@ import numpy as np
 from scipy.linalg import orthogonal_procrustes
 from scipy.spatial import cKDTree
 
-from handtools.core.hand.joints import NUM_JOINTS
+from handtools.core.hand.joints import NUM_JOINTS, NUM_VERTICES
 
 # numpy >= 2 renamed trapz to trapezoid; pyproject allows numpy >= 1.24.
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz
@@ -577,7 +577,7 @@ def freihand_submission(pred_joints, pred_verts) -> list:
         ``json.dump``. The official evaluation set has N = 3960.
     """
     j = _as_points(pred_joints, "pred_joints", 3, count=NUM_JOINTS)
-    v = _as_points(pred_verts, "pred_verts", 3, count=778)
+    v = _as_points(pred_verts, "pred_verts", 3, count=NUM_VERTICES)
     if j.shape[0] != v.shape[0]:
         raise ValueError(f"pred_joints has {j.shape[0]} samples but pred_verts has {v.shape[0]}")
     return [j.tolist(), v.tolist()]

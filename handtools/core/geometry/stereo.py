@@ -168,42 +168,6 @@ def disparity_from_depth(depth: Tensor, K: Tensor, baseline) -> tuple[Tensor, Te
     return disparity, (depth > 0).to(depth.dtype)
 
 
-def render_disparity(
-    verts_cam: Tensor,
-    faces: Tensor,
-    K: Tensor,
-    image_size: tuple[int, int],
-    baseline,
-    renderer=None,
-) -> tuple[Tensor, Tensor]:
-    """Render a mesh's depth and turn it into a disparity map (eq. 2).
-
-    Args:
-        verts_cam: (B, V, 3) float, metres, in the camera frame of the rendered view
-            (e.g. ``xyz_right`` to get ``disp_r``).
-        faces: (F, 3) int vertex indices.
-        K: (B, 3, 3) float intrinsics of that view, pixels.
-        image_size: (H, W) of the view.
-        baseline: float or (B,) tensor, metres.
-        renderer: a ``handtools.core.render.Renderer``; None uses the cached
-            ``render(..., backend="auto")``.
-
-    Returns:
-        disparity (B, H, W) pixels (0 off the mesh) and mask (B, H, W) {0, 1} where a
-        face is visible; see :func:`disparity_from_depth`. To also get the
-        silhouette for the mask loss from the same pass, call the renderer yourself
-        and use :func:`disparity_from_depth`.
-    """
-    check_tensor(verts_cam, "verts_cam", (None, None, 3))
-    if renderer is None:
-        from handtools.core.render import render
-
-        out = render(verts_cam, faces, K, image_size)
-    else:
-        out = renderer.render(verts_cam, faces, K, image_size)
-    return disparity_from_depth(out.depth, K, baseline)
-
-
 # --------------------------------------------------------------------------- eq. 3 input
 def warp_with_disparity(
     image_src: Tensor,
@@ -232,7 +196,8 @@ def warp_with_disparity(
     Args:
         image_src: (B, C, H, W_src) float source view.
         disparity_tgt: (B, H, W) float disparity of the target view, pixels
-            (``d = fx b / z``, 0 where undefined, e.g. from :func:`render_disparity`).
+            (``d = fx b / z``, 0 where undefined, e.g. from
+            :func:`handtools.core.render.disparity.render_disparity`).
             The views must share rows and pixel scale (same ``fy``, ``cy``; ``fx``
             of the target is the one in ``d``).
         direction: ``"left_to_right"`` or ``"right_to_left"``.

@@ -32,6 +32,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
+from handtools.core.hand.joints import NUM_VERTICES
 from handtools.errors import InputError
 from handtools.io.datasets.common import (
     OnBad,
@@ -128,7 +129,7 @@ def freihand_records(
                 lab["joints3d"] = finite(d[i], f"{p} [{i}]", "joints", (21, 3)).astype(np.float32)
             if "verts" in labels:
                 p, d = labels["verts"]
-                lab["verts3d"] = finite(d[i], f"{p} [{i}]", "vertices", (778, 3)).astype(np.float32)
+                lab["verts3d"] = finite(d[i], f"{p} [{i}]", "vertices", (NUM_VERTICES, 3)).astype(np.float32)
             if "mano" in labels:
                 p, d = labels["mano"]
                 try:

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from handtools.core.hand.joints import NUM_VERTICES
+
 #: Downsampling of the lixel heatmaps w.r.t. the input image: encoder stride 32, three ×2 upsamplings.
 LIXEL_STRIDE = 4
 
@@ -90,7 +92,7 @@ class LixelRegressor(nn.Module):
     def __init__(
         self,
         in_channels: int = 2048,
-        num_vertices: int = 778,
+        num_vertices: int = NUM_VERTICES,
         hidden_channels: int | None = None,
         with_z: bool = True,
         depth_bins: int = 64,
