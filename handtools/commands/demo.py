@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from handtools.options import Device
 
 @dataclass(frozen=True)
 class DemoPreset:
-    """Sizes of one demo run (documented in docs/demo.md)."""
+    """Sizes of one demo run (the presets below; the README's demo section says what they give)."""
 
     studio: int  # labelled studio frames for the prior
     indoor_train: int  # unlabelled indoor stereo pairs for adaptation
@@ -115,7 +113,7 @@ def _crops(folder: Path) -> list[Path]:
 
 
 class _Runner:
-    """Runs commands in-process, capturing their stdout (shard paths) for the next step."""
+    """Calls the commands' Python entry points in turn, keeping each one's outputs for the next step."""
 
     def __init__(self, out: Path, overwrite: bool):
         self.out, self.overwrite = out, overwrite
@@ -123,28 +121,30 @@ class _Runner:
 
     def step(self, title: str, command: str, **kwargs) -> None:
         from handtools.commands import COMMANDS
+        from handtools.io.pipes import collect_outputs
 
         func = dict(COMMANDS)[command]
         console.print(f"[cyan]>[/] {title}")
         kwargs.setdefault("overwrite", self.overwrite)
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
+        with collect_outputs() as made:
             func(**kwargs)
-        self.last = [line for line in buf.getvalue().splitlines() if line.strip()]
+        self.last = [str(p) for p in made]
         log.debug(f"demo: {command} wrote {self.last}")
 
     def evaluate(self, inputs: list[str], path: Path) -> dict:
-        from handtools.commands import evaluate as ev
+        """FreiHAND-official metrics of prediction shards (library call), saved atomically as JSON."""
+        import numpy as np
 
-        buf = io.StringIO()
-        quiet, console.quiet = console.quiet, True  # the demo prints its own summary
-        try:
-            with contextlib.redirect_stdout(buf):
-                ev.evaluate(inputs=inputs)
-        finally:
-            console.quiet = quiet
-        metrics = json.loads(buf.getvalue())
-        path.write_text(json.dumps(metrics, indent=1))
+        from handtools.core.eval.metrics import compute_metrics
+        from handtools.io.files import atomic_write_text
+        from handtools.io.shards import ShardReader
+
+        names = ("pred/joints3d", "joints3d", "pred/verts3d", "verts3d")
+        readers = [ShardReader(Path(p)) for p in inputs]
+        data = {n: np.concatenate([r.read(n) for r in readers]) for n in names}
+        metrics = compute_metrics(*(data[n] for n in names))
+        metrics = {"label": path.stem, "num_shards": len(inputs), **metrics}
+        atomic_write_text(path, json.dumps(metrics, indent=1))
         return metrics
 
 
@@ -190,7 +190,7 @@ def _before_after(out: Path, before_dir: Path, after_dir: Path, device: str) -> 
     path = out / "before_after.png"
     import imageio.v3 as iio
 
-    tmp = out / ".before_after.png.tmp"
-    iio.imwrite(tmp, np.asarray(sheet), extension=".png")
-    tmp.replace(path)
+    from handtools.io.files import atomic_write_bytes
+
+    atomic_write_bytes(path, iio.imwrite("<bytes>", np.asarray(sheet), extension=".png"))
     return path

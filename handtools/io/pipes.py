@@ -8,8 +8,9 @@ A folder argument stands for the ``*.h5`` shards inside it.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from handtools.console import log
 from handtools.errors import InputError
@@ -48,7 +49,31 @@ def read_input_paths(args: Optional[Sequence[str]], *, allow_empty: bool = False
     return paths
 
 
+#: Open :func:`collect_outputs` lists, innermost last (a program calling commands as functions).
+_collectors: list[list[Path]] = []
+
+
 def emit_path(path: Path) -> None:
-    """Announce a finished output on stdout (one path per line, flushed for pipes)."""
+    """Announce a finished output: one path per line on stdout, flushed for pipes, or
+    into the innermost :func:`collect_outputs` list when one is open."""
+    if _collectors:
+        _collectors[-1].append(Path(path))
+        return
     sys.stdout.write(f"{path}\n")
     sys.stdout.flush()
+
+
+@contextmanager
+def collect_outputs() -> Iterator[list[Path]]:
+    """Call commands as Python functions and get their outputs as values instead of on stdout::
+
+        with collect_outputs() as made:
+            synth(out=Path("frames"), num=8)
+        # made == [Path("frames/synth-00000.h5")]
+    """
+    made: list[Path] = []
+    _collectors.append(made)
+    try:
+        yield made
+    finally:
+        _collectors.remove(made)

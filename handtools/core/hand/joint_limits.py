@@ -26,13 +26,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from handtools.core.hand.joints import MANO_JOINT_NAMES
 
-#: Names of the joints the tables below are indexed by (MANO joints 1..15).
-LIMITED_JOINT_NAMES = MANO_JOINT_NAMES[1:]
-
-#: Axes order in ``JOINT_LIMITS_DEG`` and ``pose_to_angles``.
-AXIS_NAMES = ("flexion", "abduction", "twist")
+# The tables below are indexed by MANO joints 1..15 (``MANO_JOINT_NAMES[1:]``) and
+# the axes (flexion, abduction, twist) of ``pose_to_angles``.
 
 _MCP = ((-25.0, 90.0), None, (-8.0, 8.0))
 _PIP = ((-5.0, 105.0), (-5.0, 5.0), (-5.0, 5.0))

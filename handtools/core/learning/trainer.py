@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -284,7 +284,7 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def handler(signum, frame):
+        def handler(_signum, _frame):
             if self._stop:
                 raise KeyboardInterrupt
             self._stop = True

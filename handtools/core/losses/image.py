@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import torch
 from pytorch_msssim import ssim
 from torch import Tensor
 

@@ -42,7 +42,6 @@ class Renderer:
         self.near, self.far = near, far
         self.walk_steps = walk_steps
         self._impl = None
-        self._device: torch.device | None = None
         if device is not None:
             self._resolve(torch.device(device))
 
@@ -72,7 +71,6 @@ class Renderer:
             except Exception as exc:  # ImportError, or the CUDA plugin failed to compile
                 log.warning("nvdiffrast unavailable (%s); using the pure-PyTorch rasteriser", exc)
                 self._impl = TorchRasterizer(near=self.near, walk_steps=self.walk_steps)
-        self._device = device
         return self._impl
 
     # -- the three primitives -------------------------------------------

@@ -33,7 +33,7 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -46,7 +46,6 @@ from handtools.io.datasets.common import (
     bad,
     finite,
     keypoints_and_bbox,
-    load_all,
     read_views,
     rotate_axis_angle,
 )
@@ -181,8 +180,3 @@ def _record(img: Path, lab: dict, name: str) -> Record:
         return dict(lab, images=read_views([img], IMAGE_SIZE), source=str(img))
 
     return Record(name, load, (img,))
-
-
-def ho3d_samples(root: Path, split: str = "train", seqs=None, *, on_bad: OnBad = None) -> Iterator[dict]:
-    """Load every HO-3D frame of ``split`` in order (see :func:`ho3d_records`)."""
-    return load_all(ho3d_records(root, split, seqs, on_bad=on_bad), on_bad)

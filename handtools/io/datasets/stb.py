@@ -32,19 +32,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from handtools.errors import InputError
-from handtools.io.datasets.common import OnBad, Record, K_from_opencv, bad, keypoints_and_bbox, load_all, read_views
+from handtools.io.datasets.common import OnBad, Record, K_from_opencv, bad, keypoints_and_bbox, read_views
 from handtools.io.datasets.media import stereo_rig
 
 FX = FY = 822.79041
 CX, CY = 318.47345, 250.31296
 BASELINE_M = 0.120054
 IMAGE_SIZE = (480, 640)
-FRAMES_PER_SEQUENCE = 1500
 
 #: STB's joint names in its label order.
 STB_JOINT_NAMES = (
@@ -175,8 +174,3 @@ def _record(left: Path, right: Path, lab: dict, name: str) -> Record:
         return dict(lab, images=np.ascontiguousarray(views), source=f"{left} | {right} (mirrored)")
 
     return Record(name, load, (left, right))
-
-
-def stb_samples(root: Path, seqs: Optional[Sequence[str]] = None, *, on_bad: OnBad = None) -> Iterator[dict]:
-    """Load every STB sample in order (see :func:`stb_records`)."""
-    return load_all(stb_records(root, seqs, on_bad=on_bad), on_bad)

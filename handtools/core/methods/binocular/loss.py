@@ -86,9 +86,9 @@ class StereoSelfSupLoss:
             sil_r, depth_r = self._render(verts_r, K_r, size)
         if "photo" in self.enabled:  # eqs. 2-3, both branches
             disp_r, _ = disparity_from_depth(depth_r, K_r, b)
-            warped_r, valid_r = warp_with_disparity(batch["image_l"], disp_r, "left_to_right", cx_off)
+            warped_r, _ = warp_with_disparity(batch["image_l"], disp_r, "left_to_right", cx_off)
             disp_l, _ = disparity_from_depth(depth_l, K_l, b)
-            warped_l, valid_l = warp_with_disparity(batch["image_r"], disp_l, "right_to_left", cx_off)
+            warped_l, _ = warp_with_disparity(batch["image_r"], disp_l, "right_to_left", cx_off)
             terms["photo"] = photo_consistency_loss(batch["image_r"], warped_r, batch["mask_r"], self.alpha) + \
                 photo_consistency_loss(batch["image_l"], warped_l, batch["mask_l"], self.alpha)
         lu_l, lu_r = verts_l * self.mesh_unit, verts_r * self.mesh_unit  # (B, 778, 3) in the loss unit (metres)
