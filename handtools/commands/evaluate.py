@@ -12,19 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from handtools.console import console, log, progress, state
+from handtools.core.eval.registry import CURVES as CURVE_AUC
 from handtools.errors import ExitCode, InputError, OutputExistsError
 from handtools.io.pipes import emit_path, read_input_paths
 from handtools.options import Inputs, Overwrite
-
-#: Curve name in the JSON's ``curves`` -> the AUC metric that reports it.
-CURVE_AUC = {
-    "pck": "pck_auc", "pa_pck": "pa_pck_auc", "rr_pck": "rr_pck_auc",
-    "stb_pck_20_50": "stb_pck_auc_20_50", "rr_stb_pck_20_50": "rr_stb_pck_auc_20_50",
-    "pcv": "pcv_auc", "pa_pcv": "pa_pcv_auc", "rr_pcv": "rr_pcv_auc",
-    "pck2d": "pck2d_auc",
-}
-#: Samples in the official FreiHAND evaluation set (``pred.json`` must have them all, in order).
-FREIHAND_EVAL_SAMPLES = 3960
 
 
 def _parse_gates(specs: list[str], option: str, known) -> list[tuple[str, float]]:
@@ -148,7 +139,7 @@ def _projected_keypoints(data: dict, explicit_2d: bool):
 def _print_table(result: dict, label: str) -> None:
     from rich.table import Table
 
-    from handtools.core.eval.metrics import METRICS
+    from handtools.core.eval.registry import METRICS
 
     table = Table(title=f"{label}: {result['num_samples']} samples", title_justify="left")
     table.add_column("metric")
@@ -217,7 +208,7 @@ def evaluate(
     $ handtools evaluate preds_b/ --label b --plot pck.png --compare run_a.json
     $ handtools evaluate --format freihand --out pred.json freihand_eval_preds/
     """
-    from handtools.core.eval.metrics import METRICS
+    from handtools.core.eval.registry import METRICS
 
     if fmt not in ("json", "freihand"):
         raise typer.BadParameter(f"expected json or freihand, got {fmt!r}", param_hint="--format")
@@ -235,7 +226,8 @@ def evaluate(
                                      param_hint="--format")
         return _write_freihand(inputs, out, overwrite)
 
-    from handtools.core.eval.metrics import METRIC_GROUPS, compute_metrics, resolve_metrics
+    from handtools.core.eval.metrics import compute_metrics
+    from handtools.core.eval.registry import METRIC_GROUPS, resolve_metrics
 
     try:
         selected = resolve_metrics(metric) if metric else None
@@ -307,7 +299,7 @@ def evaluate(
 
 def _write_freihand(inputs, out: Path, overwrite: bool) -> None:
     """``--format freihand``: predictions -> the official ``pred.json`` (atomic)."""
-    from handtools.core.eval.metrics import freihand_submission
+    from handtools.core.eval.freihand import FREIHAND_EVAL_SAMPLES, freihand_submission
 
     paths = read_input_paths(inputs)
     _check_output(out, overwrite, "--out")

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from handtools.core.eval.metrics import auc
+from handtools.core.eval.pck import auc
 
 
 def legend_label(label: str, thresholds: Sequence[float], pck: Sequence[float]) -> str:

@@ -198,7 +198,7 @@ def test_every_metric_matches_an_independent_computation(cli, gt_shard, tmp_path
     ref["kp2d_err_px"] = _mean_ref(e2, vis)
     ref["kp2d_median_px"] = float(np.mean([np.median(e2[vis[:, k], k]) for k in range(21) if vis[:, k].any()]))
     ref["pck2d_auc"] = _pck_auc_ref(e2, np.arange(0, 50.0), vis)[0]
-    from handtools.core.eval.metrics import METRICS
+    from handtools.core.eval.registry import METRICS
 
     assert set(ref) == set(METRICS)  # every metric is checked
     for k, v in ref.items():
