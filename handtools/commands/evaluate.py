@@ -85,7 +85,7 @@ def _plot(path: Path, label: str, c: dict, others: dict, curve: str) -> None:
     log.info(f"wrote {path}")
 
 
-# Long only by its signature (the option table) and docstring (--help); the body is ~45 lines.
+# Long only by its signature (the option table) and docstring (--help); the body is under 50 lines.
 def evaluate(
     inputs: Inputs = None,
     metric: Annotated[

@@ -53,7 +53,7 @@ def _draw(rast, model, batch, view: int, alpha: float, dev):
     return strips, t["verts0"].cpu().numpy(), colors.cpu().numpy() if colors is not None else None
 
 
-# Long only by its signature (the option table) and docstring (--help); the body is ~35 lines.
+# Long only by its signature (the option table) and docstring (--help); the body is under 40 lines.
 
 def render(
     inputs: Inputs = None,
