@@ -64,8 +64,8 @@ _handtools_spec() {
         ;;
     "evaluate")
         _ht_cmds=""
-        _ht_opts="--compare --curve --fail-over --fail-under --format --help --label --metric --no-overwrite --out --overwrite --plot -h -m -o"
-        _ht_vopts="--compare --curve --fail-over --fail-under --format --label --metric --out --plot -m -o"
+        _ht_opts="--compare --curve --expect-samples --fail-over --fail-under --format --help --label --metric --no-overwrite --out --overwrite --plot -h -m -o"
+        _ht_vopts="--compare --curve --expect-samples --fail-over --fail-under --format --label --metric --out --plot -m -o"
         _ht_args="file"
         ;;
     "render")

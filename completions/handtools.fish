@@ -181,6 +181,7 @@ complete -c handtools -n '__fish_seen_subcommand_from evaluate' -l compare -x -d
 complete -c handtools -n '__fish_seen_subcommand_from evaluate' -l label -x -d 'Name of this run in the JSON and the plot legend [default: the inputs\' folder name].'
 complete -c handtools -n '__fish_seen_subcommand_from evaluate' -l format -x -d 'json: metrics JSON on stdout; freihand: write the FreiHAND submission file --out (no ground truth needed).'
 complete -c handtools -n '__fish_seen_subcommand_from evaluate' -s o -l out -r -F -d 'Submission file for --format freihand.'
+complete -c handtools -n '__fish_seen_subcommand_from evaluate' -l expect-samples -x -d 'Exit 1 unless the inputs hold exactly N samples (catches a truncated run).'
 complete -c handtools -n '__fish_seen_subcommand_from evaluate' -l overwrite -d 'Replace existing outputs.'
 complete -c handtools -n '__fish_seen_subcommand_from evaluate' -l no-overwrite -d 'Replace existing outputs.'
 complete -c handtools -n '__fish_seen_subcommand_from evaluate' -s h -l help -d 'Show this message and exit.'

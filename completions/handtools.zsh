@@ -250,6 +250,7 @@ _handtools_evaluate() {
         '(--format)--format=[json\: metrics JSON on stdout; freihand\: write the FreiHAND submission file --out (no ground truth needed).]:fmt: ' \
         '(-o --out)-o[Submission file for --format freihand.]:out:_files' \
         '(-o --out)--out=[Submission file for --format freihand.]:out:_files' \
+        '(--expect-samples)--expect-samples=[Exit 1 unless the inputs hold exactly N samples (catches a truncated run).]:expect_samples: ' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
         '(--overwrite --no-overwrite)--no-overwrite[Replace existing outputs.]' \
         '(- *)-h[Show this message and exit.]' \

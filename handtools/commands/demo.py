@@ -136,7 +136,7 @@ class _Runner:
         import numpy as np
 
         from handtools.core.eval.metrics import compute_metrics
-        from handtools.io.files import atomic_write_text
+        from handtools.io.files import write_atomic
         from handtools.io.shards import ShardReader
 
         names = ("pred/joints3d", "joints3d", "pred/verts3d", "verts3d")
@@ -144,7 +144,7 @@ class _Runner:
         data = {n: np.concatenate([r.read(n) for r in readers]) for n in names}
         metrics = compute_metrics(*(data[n] for n in names))
         metrics = {"label": path.stem, "num_shards": len(inputs), **metrics}
-        atomic_write_text(path, json.dumps(metrics, indent=1))
+        write_atomic(path, json.dumps(metrics, indent=1))
         return metrics
 
 
@@ -190,7 +190,7 @@ def _before_after(out: Path, before_dir: Path, after_dir: Path, device: str) -> 
     path = out / "before_after.png"
     import imageio.v3 as iio
 
-    from handtools.io.files import atomic_write_bytes
+    from handtools.io.files import write_atomic
 
-    atomic_write_bytes(path, iio.imwrite("<bytes>", np.asarray(sheet), extension=".png"))
+    write_atomic(path, iio.imwrite("<bytes>", np.asarray(sheet), extension=".png"))
     return path

@@ -1,154 +1,66 @@
-"""``handtools evaluate``: FreiHAND-benchmark metrics of predictions shards, CI gates, PCK plots."""
+"""``handtools evaluate``: FreiHAND-benchmark metrics of predictions shards, CI gates, PCK plots.
+
+The metrics are :mod:`handtools.core.eval`; reading shards and earlier runs is
+:mod:`handtools.io.evaluation`; this module checks the options, calls them and
+writes the JSON, the table, the plot and the gates' verdict.
+"""
 
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from handtools.console import console, log, progress, state
-from handtools.errors import ExitCode, InputError, OutputExistsError
+from handtools.console import console, log, state
+from handtools.core.eval.registry import CURVES
+from handtools.errors import ExitCode, InputError
 from handtools.io.pipes import emit_path, read_input_paths
 from handtools.options import Inputs, Overwrite
 
-#: Curve name in the JSON's ``curves`` -> the AUC metric that reports it.
-CURVE_AUC = {
-    "pck": "pck_auc", "pa_pck": "pa_pck_auc", "rr_pck": "rr_pck_auc",
-    "stb_pck_20_50": "stb_pck_auc_20_50", "rr_stb_pck_20_50": "rr_stb_pck_auc_20_50",
-    "pcv": "pcv_auc", "pa_pcv": "pa_pcv_auc", "rr_pcv": "rr_pcv_auc",
-    "pck2d": "pck2d_auc",
-}
-#: Samples in the official FreiHAND evaluation set (``pred.json`` must have them all, in order).
-FREIHAND_EVAL_SAMPLES = 3960
+Gate = tuple[str, float, str]  # (metric, threshold, "<" for --fail-under or ">" for --fail-over)
 
 
-def _parse_gates(specs: list[str], option: str, known) -> list[tuple[str, float]]:
+def _parse_gates(specs: Optional[list[str]], option: str, op: str) -> list[Gate]:
+    from handtools.core.eval.gates import parse_gate
+    from handtools.core.eval.registry import METRICS
+
     gates = []
-    for spec in specs:
-        name, sep, value = spec.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            raise typer.BadParameter(f"expected METRIC=VALUE, got {spec!r}", param_hint=option)
-        if name not in known:
-            raise typer.BadParameter(
-                f"unknown metric {name!r}; known: {', '.join(known)}", param_hint=option
-            )
+    for spec in specs or []:
         try:
-            threshold = float(value)
-        except ValueError:
-            raise typer.BadParameter(f"{spec!r}: {value!r} is not a number", param_hint=option) from None
-        if not math.isfinite(threshold):
-            raise typer.BadParameter(f"{spec!r}: the value must be finite", param_hint=option)
-        gates.append((name, threshold))
+            gates.append((*parse_gate(spec, METRICS), op))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=option) from None
     return gates
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then rename it (atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _selection(metric: Optional[list[str]], gates: list[Gate], curve: str, plot) -> Optional[list[str]]:
+    """Metric names to compute (None: all the inputs allow); a gate's metric and the plotted curve's AUC
+    are added to an explicit selection, as they must be computed."""
+    from handtools.core.eval.registry import resolve_metrics
+
+    if not metric:
+        return None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600: give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        selected = resolve_metrics(metric)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metric") from None
+    extra = [n for n, _, _ in gates] + ([CURVES[curve]] if plot is not None else [])
+    return resolve_metrics(selected + extra)
 
 
-def _check_output(path: Path, overwrite: bool, option: str) -> None:
-    if path.exists() and path.is_dir():
-        raise OutputExistsError(f"{option} {path}: is a folder, expected a file name")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: exists (use --overwrite to replace)")
-
-
-def _read_compare(paths: list[Path], curve: str) -> dict:
-    """Curves of earlier runs: ``{label: (thresholds, pck)}`` from their evaluate JSON."""
-    out = {}
-    for p in paths:
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"--compare {p}: no such file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"--compare {p}: not a JSON file from handtools evaluate ({exc})") from None
-        c = data.get("curves", {}).get(curve) if isinstance(data, dict) else None
-        if not isinstance(c, dict) or "thresholds" not in c or "pck" not in c:
-            raise InputError(f"--compare {p}: has no {curve!r} curve (evaluate it with that curve's metric)")
-        label = str(data.get("label") or p.stem)
-        while label in out:
-            label += "'"
-        out[label] = (c["thresholds"], c["pck"])
-    return out
-
-
-def _default_label(paths: list[Path]) -> str:
-    parents = {p.resolve().parent for p in paths}
-    return parents.pop().name if len(parents) == 1 else "run"
-
-
-def _read_all(paths: list[Path], require: list[str], optional: tuple[str, ...] = ()):
-    """Concatenate datasets over all shards: every ``require``d one, and each ``optional`` one
-    that every shard has. Returns (name -> array, names read)."""
-    import numpy as np
-
-    from handtools.io.shards import open_shards
-
-    readers = open_shards(paths, require=require)
-    try:
-        in_all = {n for n in optional if all(n in r for r in readers)}
-        for n in optional:
-            partial = [str(r.path) for r in readers if n in r]
-            if partial and n not in in_all:
-                log.warning(f"{n} is missing from some shards (present in {len(partial)} of {len(readers)}); not used")
-        names = require + sorted(in_all)
-        arrays = {n: [] for n in names}
-        with progress() as bar:
-            task = bar.add_task("read", total=len(readers))
-            for r in readers:
-                for n in names:
-                    a = r.read(n)
-                    # only view 0 is evaluated in 2D: keeps mono and stereo shards stackable
-                    arrays[n].append(a[:, :1] if n in ("K", "keypoints2d") else a)
-                bar.advance(task)
-    finally:
-        for r in readers:
-            r.close()
-    return {n: np.concatenate(v) for n, v in arrays.items()}, set(names)
-
-
-def _projected_keypoints(data: dict, explicit_2d: bool):
-    """Prediction joints projected into view 0 (pixels) and view-0 ground truth, or (None, None)."""
-    import numpy as np
-
-    pj = data["pred/joints3d"].astype(np.float64)  # (N, 21, 3) metres, camera frame of view 0
-    behind = int((pj[..., 2] <= 1e-6).sum())
-    if behind:
-        msg = f"{behind} predicted joint(s) lie behind the camera of view 0: 2D metrics are undefined"
-        if explicit_2d:
-            raise InputError(msg)
-        log.warning(msg + "; skipping them")
-        return None, None
-    K0 = data["K"][:, 0].astype(np.float64)  # (N, 3, 3)
-    # The pinhole projection of handtools.core.geometry.cameras.project, in numpy: importing torch
-    # for one matrix product would triple the start-up time of a CI gate.
-    uvw = np.einsum("nij,nkj->nki", K0, pj)  # (N, 21, 3)
-    return uvw[..., :2] / uvw[..., 2:3], data["keypoints2d"][:, 0]  # (N, 21, 2) px, (N, 21, 3)
+def _check_count(n: int, expect_samples: Optional[int], num_shards: int) -> None:
+    """``--expect-samples``: a run with fewer (or more) samples than expected fails before any metric."""
+    if expect_samples is not None and n != expect_samples:
+        raise InputError(f"the inputs hold {n} samples in {num_shards} shard(s), --expect-samples is "
+                         f"{expect_samples}: an upstream step may have stopped early")
 
 
 def _print_table(result: dict, label: str) -> None:
     from rich.table import Table
 
-    from handtools.core.eval.metrics import METRICS
+    from handtools.core.eval.registry import METRICS
 
     table = Table(title=f"{label}: {result['num_samples']} samples", title_justify="left")
     table.add_column("metric")
@@ -160,6 +72,20 @@ def _print_table(result: dict, label: str) -> None:
     console.print(table)
 
 
+def _plot(path: Path, label: str, c: dict, others: dict, curve: str) -> None:
+    """This run's curve ``c`` and the --compare runs' curves in one figure."""
+    from handtools.core.eval.registry import METRICS
+    from handtools.io.plots import plot_pck
+
+    curves = {label: (c["thresholds"], c["pck"])}
+    for k, v in others.items():
+        curves[k if k not in curves else k + " (compare)"] = v
+    title = METRICS[CURVES[curve]].removeprefix("AUC of the ")  # e.g. "joint PCK curve, 0-50 mm, ..."
+    plot_pck(curves, path, title=f"{title[:1].upper()}{title[1:]} ({curve})", unit=c["unit"])
+    log.info(f"wrote {path}")
+
+
+# Long only by its signature (the option table) and docstring (--help); the body is under 50 lines.
 def evaluate(
     inputs: Inputs = None,
     metric: Annotated[
@@ -181,7 +107,7 @@ def evaluate(
                                      "(.png, .pdf or .svg).")
     ] = None,
     curve: Annotated[
-        str, typer.Option("--curve", help=f"Curve drawn by --plot: {', '.join(CURVE_AUC)}.")
+        str, typer.Option("--curve", help=f"Curve drawn by --plot: {', '.join(CURVES)}.")
     ] = "pck",
     compare: Annotated[
         Optional[list[Path]],
@@ -199,6 +125,10 @@ def evaluate(
     out: Annotated[
         Optional[Path], typer.Option("--out", "-o", help="Submission file for --format freihand.")
     ] = Path("pred.json"),
+    expect_samples: Annotated[
+        Optional[int], typer.Option("--expect-samples", min=1, metavar="N",
+                                    help="Exit 1 unless the inputs hold exactly N samples (catches a truncated run).")
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Evaluate predictions shards against their ground truth (FreiHAND benchmark metrics).
@@ -214,17 +144,15 @@ def evaluate(
     $ handtools evaluate preds/*.h5 > run_a.json
     $ handtools predict --checkpoint m.pt data/ --out preds/ | handtools evaluate --metric freihand
     $ handtools evaluate --metric pck preds/*.h5 --fail-under pck_auc=0.8 --fail-over mpjpe_mm=20
+    $ handtools evaluate preds/*.h5 --expect-samples 3960 --fail-over pa_mpjpe_mm=12
     $ handtools evaluate preds_b/ --label b --plot pck.png --compare run_a.json
     $ handtools evaluate --format freihand --out pred.json freihand_eval_preds/
     """
-    from handtools.core.eval.metrics import METRICS
-
     if fmt not in ("json", "freihand"):
         raise typer.BadParameter(f"expected json or freihand, got {fmt!r}", param_hint="--format")
-    gates = [(n, v, "<") for n, v in _parse_gates(fail_under or [], "--fail-under", METRICS)]
-    gates += [(n, v, ">") for n, v in _parse_gates(fail_over or [], "--fail-over", METRICS)]
-    if curve not in CURVE_AUC:
-        raise typer.BadParameter(f"unknown curve {curve!r}; choose {', '.join(CURVE_AUC)}", param_hint="--curve")
+    gates = _parse_gates(fail_under, "--fail-under", "<") + _parse_gates(fail_over, "--fail-over", ">")
+    if curve not in CURVES:
+        raise typer.BadParameter(f"unknown curve {curve!r}; choose {', '.join(CURVES)}", param_hint="--curve")
     if compare and plot is None:
         raise typer.BadParameter("--compare needs --plot", param_hint="--compare")
     if fmt == "freihand":
@@ -233,91 +161,56 @@ def evaluate(
         if used:
             raise typer.BadParameter(f"{', '.join(used)} cannot be combined with --format freihand",
                                      param_hint="--format")
-        return _write_freihand(inputs, out, overwrite)
+        return _write_freihand(inputs, out, overwrite, expect_samples)
+    selected = _selection(metric, gates, curve, plot)
 
-    from handtools.core.eval.metrics import METRIC_GROUPS, compute_metrics, resolve_metrics
-
-    try:
-        selected = resolve_metrics(metric) if metric else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--metric") from None
-    if selected is not None:  # gates and the plot need their metrics computed
-        extra = [n for n, _, _ in gates] + ([CURVE_AUC[curve]] if plot is not None else [])
-        selected = resolve_metrics(selected + extra)
+    from handtools.core.eval.gates import failed_gates
+    from handtools.core.eval.metrics import compute_metrics
+    from handtools.io.evaluation import default_label, read_compare_curves, read_eval_inputs
+    from handtools.io.files import check_output_file
 
     paths = read_input_paths(inputs)
     if plot is not None:
-        _check_output(plot, overwrite, "--plot")
-        if not plot.parent.is_dir():
-            raise InputError(f"--plot {plot}: folder {plot.parent} does not exist")
-    others = _read_compare(list(compare or []), curve)
-    label = label or _default_label(paths)
-
-    data, present = _read_all(paths, ["pred/joints3d", "joints3d"], ("pred/verts3d", "verts3d", "keypoints2d", "K"))
-    have_mesh = {"pred/verts3d", "verts3d"} <= present
-    if selected is not None:
-        mesh_sel = [k for k in selected if k in METRIC_GROUPS["mesh"]]
-        if mesh_sel and not have_mesh:
-            raise InputError(f"{', '.join(mesh_sel)} need pred/verts3d and verts3d in every input shard")
-        kp_sel = [k for k in selected if k in METRIC_GROUPS["kp2d"]]
-        if kp_sel and not {"keypoints2d", "K"} <= present:
-            raise InputError(f"{', '.join(kp_sel)} need keypoints2d and K in every input shard")
-    want_2d = selected is None or bool(set(selected) & set(METRIC_GROUPS["kp2d"]))
-    pred_kp2d = gt_kp2d = None
-    if {"keypoints2d", "K"} <= present and want_2d:
-        pred_kp2d, gt_kp2d = _projected_keypoints(data, explicit_2d=selected is not None)
-    log.info(f"evaluate: {len(data['joints3d'])} samples from {len(paths)} shard(s)"
-             + ("" if have_mesh else " (no meshes: joint metrics only)"))
-    result = compute_metrics(
-        data["pred/joints3d"], data["joints3d"],
-        data["pred/verts3d"] if have_mesh else None, data["verts3d"] if have_mesh else None,
-        pred_kp2d, gt_kp2d, selected=selected,
-    )
+        check_output_file(plot, overwrite, "--plot")
+    others = read_compare_curves(list(compare or []), curve)
+    label = label or default_label(paths)
+    data = read_eval_inputs(paths, selected)
+    _check_count(data.num_samples, expect_samples, len(paths))
+    log.info(f"evaluate: {data.num_samples} samples from {len(paths)} shard(s)"
+             + ("" if data.have_mesh else " (no meshes: joint metrics only)"))
+    result = compute_metrics(**data.arrays(), selected=selected)
     missing = [n for n, _, _ in gates if n not in result]
     if missing:
         raise InputError(f"gate metric(s) {', '.join(missing)} not computed: the inputs lack the data they need")
     c = result["curves"].get(curve)
     if plot is not None and c is None:
         raise InputError(f"--plot: curve {curve!r} not computed: the inputs lack the data it needs")
-    report = {"label": label, "num_shards": len(paths), **result}
-    typer.echo(json.dumps(report))
+
+    typer.echo(json.dumps({"label": label, "num_shards": len(paths), **result}))
     if state.verbosity >= 0:
         _print_table(result, label)
-
     if plot is not None:
-        from handtools.io.plots import plot_pck
-
-        curves = {label: (c["thresholds"], c["pck"])}
-        for k, v in others.items():
-            curves[k if k not in curves else k + " (compare)"] = v
-        title = METRICS[CURVE_AUC[curve]].removeprefix("AUC of the ")  # e.g. "joint PCK curve, 0-50 mm, ..."
-        plot_pck(curves, plot, title=f"{title[:1].upper()}{title[1:]} ({curve})", unit=c["unit"])
-        log.info(f"wrote {plot}")
-
-    failed = []
-    for name, threshold, op in gates:
-        value = result[name]
-        if (op == "<" and value < threshold) or (op == ">" and value > threshold):
-            failed.append(f"{name} = {value:.6g} {op} {threshold:g}")
+        _plot(plot, label, c, others, curve)
+    failed = failed_gates(result, gates)
     for f in failed:
         console.print(f"handtools evaluate: gate failed: {f}", markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(ExitCode.ERROR)
 
 
-def _write_freihand(inputs, out: Path, overwrite: bool) -> None:
+def _write_freihand(inputs, out: Path, overwrite: bool, expect_samples: Optional[int]) -> None:
     """``--format freihand``: predictions -> the official ``pred.json`` (atomic)."""
-    from handtools.core.eval.metrics import freihand_submission
+    from handtools.core.eval.freihand import FREIHAND_EVAL_SAMPLES, freihand_submission
+    from handtools.io.evaluation import read_pooled
+    from handtools.io.files import check_output_file, write_atomic
 
     paths = read_input_paths(inputs)
-    _check_output(out, overwrite, "--out")
-    if not out.parent.is_dir():
-        raise InputError(f"--out {out}: folder {out.parent} does not exist")
-    data, _ = _read_all(paths, ["pred/joints3d", "pred/verts3d"])
+    check_output_file(out, overwrite, "--out")
+    data, _ = read_pooled(paths, ["pred/joints3d", "pred/verts3d"])
     n = len(data["pred/joints3d"])
+    _check_count(n, expect_samples, len(paths))
     if n != FREIHAND_EVAL_SAMPLES:
         log.warning(f"{n} samples; the FreiHAND evaluation set has {FREIHAND_EVAL_SAMPLES} (in its order)")
-    sub = freihand_submission(data["pred/joints3d"], data["pred/verts3d"])
-    _atomic_write_text(out, json.dumps(sub))
+    write_atomic(out, json.dumps(freihand_submission(data["pred/joints3d"], data["pred/verts3d"])))
     log.info(f"wrote {n} predictions to {out}")
     emit_path(out)

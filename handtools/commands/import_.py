@@ -1,7 +1,8 @@
 """``handtools import``: images, videos, stereo pairs and hand datasets -> frames shards.
 
 A sub-app: ``handtools import images|video|stereo|freihand|stb|ho3d``. Parsing lives
-in :mod:`handtools.io.datasets`; this module validates options and writes shards.
+in :mod:`handtools.io.datasets`, writing the shard series in
+:mod:`handtools.io.importers`; this module validates the options and calls them.
 Units, joint order, camera frames and handedness are converted to docs/design.md;
 see docs/import.md for every conversion.
 """
@@ -9,14 +10,13 @@ see docs/import.md for every conversion.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Iterable, Optional
+from typing import Annotated, Optional
 
-import numpy as np
 import typer
 
-from handtools.console import console, log, progress
-from handtools.errors import InputError, OutputExistsError
-from handtools.io.pipes import emit_path
+from handtools.console import log
+from handtools.errors import InputError
+from handtools.io.importers import Skips, import_history, write_series
 from handtools.options import Overwrite, Part, ShardSize, parse_part
 
 app = typer.Typer(
@@ -46,7 +46,6 @@ Resize = Annotated[
     Optional[str],
     typer.Option("--resize", metavar="WxH", help="Letterbox every frame to WxH (needed when sizes differ)."),
 ]
-BATCH = 16  # samples per append: bounds memory for large frames
 
 
 def _parse_resize(text: Optional[str]) -> Optional[tuple[int, int]]:
@@ -69,150 +68,6 @@ def _check_focal(focal: Optional[float]) -> None:
 def _guess_note(focal: Optional[float], calibrated: bool = False) -> None:
     if focal is None and not calibrated:
         log.warning("no --focal: intrinsics are a GUESS (focal = 1.2 x max(W, H), principal point at the centre)")
-
-
-class _Skips:
-    """Collects skipped samples (``--skip-bad``) and reports each on stderr."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.messages: list[str] = []
-
-    @property
-    def on_bad(self):
-        return self.add if self.enabled else None
-
-    def add(self, message: str) -> None:
-        self.messages.append(message)
-        # Printed whole on one line (the log handler would shorten long paths).
-        console.print(f"handtools import: skipped: {message}", markup=False, highlight=False, soft_wrap=True)
-
-    def summary(self) -> None:
-        if self.messages:
-            console.print(f"handtools import: skipped {len(self.messages)} bad sample(s) (listed above)",
-                          markup=False, highlight=False, soft_wrap=True)
-
-
-def _stack(samples: list[dict]) -> dict:
-    out = {}
-    for key in samples[0]:
-        vals = [s[key] for s in samples]
-        out[key] = np.array(vals, dtype=object) if key == "source" else np.stack([np.asarray(v) for v in vals])
-    return out
-
-
-def _signature(sample: dict) -> dict:
-    return {k: (np.shape(v), np.asarray(v).dtype.kind) for k, v in sample.items() if k != "source"}
-
-
-def _write(
-    records: Iterable,
-    *,
-    total: Optional[int],
-    out: Path,
-    prefix: str,
-    shard_size: int,
-    part: Optional[tuple[int, int]],
-    overwrite: bool,
-    skips: _Skips,
-    history: list,
-    attrs: Optional[dict] = None,
-) -> int:
-    """Load records and write them as ``<prefix>-<k>.h5`` frames shards; returns samples written.
-
-    Shard k holds records ``[k S, (k + 1) S)`` (fewer when some are skipped), so
-    ``--part I/N`` selects shards exactly as for ``synth``.
-    """
-    from handtools.io.shards import ShardWriter
-
-    def name(k: int) -> str:
-        return f"{prefix}-{k:05d}.h5"
-
-    if not overwrite and out.is_dir():
-        if total is not None:
-            n_shards = -(-total // shard_size)
-            taken = [out / name(k) for k in range(n_shards) if part is None or k % part[1] == part[0]]
-            taken = [p for p in taken if p.exists()]
-        else:
-            taken = sorted(out.glob(f"{prefix}-*.h5"))
-        if taken:
-            raise OutputExistsError(f"{taken[0]}: exists (use --overwrite to replace)")
-
-    it = iter(records)
-    ref: Optional[dict] = None
-    written = attempted = 0
-    k = 0
-    done = False
-    with progress() as bar:
-        task = bar.add_task(f"import {prefix}", total=total)
-        while not done:
-            mine = part is None or k % part[1] == part[0]
-            writer: Optional[ShardWriter] = None
-            batch: list[dict] = []
-
-            def flush() -> None:
-                nonlocal writer, batch, written
-                if not batch:
-                    return
-                if writer is None:
-                    writer = ShardWriter(
-                        out, kind="frames", num_views=int(batch[0]["images"].shape[0]), producer="handtools import",
-                        history=history, shard_size=shard_size, name=lambda _, k=k: name(k), overwrite=overwrite,
-                        attrs=attrs, on_shard=emit_path,
-                    )
-                writer.append(_stack(batch))
-                written += len(batch)
-                batch = []
-
-            try:
-                for _ in range(shard_size):
-                    rec = next(it, None)
-                    if rec is None:
-                        done = True
-                        break
-                    bar.advance(task)
-                    if not mine:
-                        continue
-                    attempted += 1
-                    try:
-                        sample = rec.load()
-                    except InputError as exc:
-                        if not skips.enabled:
-                            raise
-                        skips.add(str(exc))
-                        continue
-                    sig = _signature(sample)
-                    if ref is None:
-                        ref = sig
-                    elif sig != ref:
-                        diff = sorted(set(sig.items()) ^ set(ref.items()))
-                        raise InputError(f"{sample['source']}: datasets or sizes differ from earlier samples"
-                                         f" ({', '.join(f'{k_}{s[0]}' for k_, s in diff[:4])})")
-                    batch.append(sample)
-                    if len(batch) >= BATCH:
-                        flush()
-                flush()
-            except BaseException:
-                if writer is not None:
-                    writer.abort()
-                raise
-            if writer is not None:
-                writer.close()
-            k += 1
-    skips.summary()
-    if written == 0:
-        if attempted or skips.messages:
-            raise InputError(f"nothing imported: every sample was bad ({len(skips.messages)} skipped)")
-        if part is None:
-            raise InputError("nothing to import: no samples found")
-        log.warning(f"part {part[0]}/{part[1]} selects no shard of {k} (nothing written)")
-    return written
-
-
-def _history(command: str, args: dict) -> list:
-    from handtools.io.shards import history_entry
-
-    return [history_entry(f"handtools import {command}", args)]
 
 
 def _require_dir(root: Path, what: str) -> None:
@@ -249,7 +104,7 @@ def images(
     _check_focal(focal)
     hw = _parse_resize(resize)
     parts = parse_part(part)
-    skips = _Skips(skip_bad)
+    skips = Skips(skip_bad)
     paths = expand_image_inputs(inputs)
     if hw is None:
         groups = image_records_by_size(paths, focal=focal, on_bad=skips.on_bad)
@@ -260,9 +115,9 @@ def images(
     for (h, w), records in groups.items():
         name = base if len(groups) == 1 else f"{base}-{w}x{h}"
         log.info(f"import images: {len(records)} image(s) of {w}x{h} into {out}")
-        _write(records, total=len(records), out=out, prefix=name, shard_size=shard_size, part=parts,
-               overwrite=overwrite, skips=skips,
-               history=_history("images", dict(inputs=list(inputs), focal=focal, resize=resize, part=part)))
+        write_series(records, total=len(records), out=out, prefix=name, shard_size=shard_size, part=parts,
+                     overwrite=overwrite, skips=skips,
+                     history=import_history("images", dict(inputs=list(inputs), focal=focal, resize=resize, part=part)))
 
 
 @app.command("video")
@@ -299,10 +154,10 @@ def video(
     records = chain.from_iterable(
         video_samples(p, every=every, focal=focal, resize=hw, max_frames=max_frames) for p in inputs
     )
-    n = _write(records, total=None, out=out, prefix=prefix or "video", shard_size=shard_size, part=None,
-               overwrite=overwrite, skips=_Skips(False),
-               history=_history("video", dict(inputs=[str(p) for p in inputs], every=every, focal=focal,
-                                              resize=resize, max_frames=max_frames)))
+    n = write_series(records, total=None, out=out, prefix=prefix or "video", shard_size=shard_size, part=None,
+                     overwrite=overwrite, skips=Skips(False),
+                     history=import_history("video", dict(inputs=[str(p) for p in inputs], every=every,
+                                                          focal=focal, resize=resize, max_frames=max_frames)))
     log.info(f"import video: {n} frame(s) into {out}")
 
 
@@ -362,7 +217,7 @@ def stereo(
         log.warning(f"baseline {baseline} m is unusually large: is it in millimetres?")
     if K is not None and hw is not None:
         raise typer.BadParameter("--resize cannot be combined with --calib (the calibration is for the stored size)")
-    skips = _Skips(skip_bad)
+    skips = Skips(skip_bad)
     if left is not None:
         ls, rs = expand_image_inputs([left]), expand_image_inputs([right])
         if len(ls) != len(rs):
@@ -374,10 +229,11 @@ def stereo(
                              on_bad=skips.on_bad)
     _guess_note(focal, calibrated=K is not None)
     log.info(f"import stereo: {len(records)} pair(s), baseline {baseline} m, into {out}")
-    _write(records, total=len(records), out=out, prefix=prefix or "stereo", shard_size=shard_size, part=parts,
-           overwrite=overwrite, skips=skips,
-           history=_history("stereo", dict(inputs=list(inputs or []), left=left, right=right, baseline=baseline,
-                                           focal=focal, calib=calib, resize=resize, part=part)))
+    write_series(records, total=len(records), out=out, prefix=prefix or "stereo", shard_size=shard_size, part=parts,
+                 overwrite=overwrite, skips=skips,
+                 history=import_history("stereo", dict(inputs=list(inputs or []), left=left, right=right,
+                                                       baseline=baseline, focal=focal, calib=calib, resize=resize,
+                                                       part=part)))
 
 
 # --------------------------------------------------------------------------- datasets
@@ -410,13 +266,13 @@ def freihand(
         raise typer.BadParameter(f"choose from {','.join(VERSIONS)}", param_hint="--versions")
     parts = parse_part(part)
     _require_dir(root, "FreiHAND")
-    skips = _Skips(skip_bad)
+    skips = Skips(skip_bad)
     records = freihand_records(root, split, versions=vs, on_bad=skips.on_bad)
     log.info(f"import freihand: {len(records)} {split} sample(s) into {out}")
-    _write(records, total=len(records), out=out, prefix=prefix or f"freihand-{split}", shard_size=shard_size,
-           part=parts, overwrite=overwrite, skips=skips,
-           history=_history("freihand", dict(root=root, split=split, versions=vs, part=part)),
-           attrs={"dataset": "freihand", "mano_flat_hand_mean": int(FLAT_HAND_MEAN)})
+    write_series(records, total=len(records), out=out, prefix=prefix or f"freihand-{split}", shard_size=shard_size,
+                 part=parts, overwrite=overwrite, skips=skips,
+                 history=import_history("freihand", dict(root=root, split=split, versions=vs, part=part)),
+                 attrs={"dataset": "freihand", "mano_flat_hand_mean": int(FLAT_HAND_MEAN)})
 
 
 @app.command("stb")
@@ -445,13 +301,13 @@ def stb(
     parts = parse_part(part)
     _require_dir(root, "STB")
     seqs = [s.strip() for s in sequences.split(",") if s.strip()] if sequences else None
-    skips = _Skips(skip_bad)
+    skips = Skips(skip_bad)
     records = stb_records(root, seqs, on_bad=skips.on_bad)
     log.info(f"import stb: {len(records)} stereo pair(s) into {out} (left hands mirrored to right)")
-    _write(records, total=len(records), out=out, prefix=prefix or "stb", shard_size=shard_size, part=parts,
-           overwrite=overwrite, skips=skips,
-           history=_history("stb", dict(root=root, sequences=seqs, part=part)),
-           attrs={"dataset": "stb", "mirrored": 1})
+    write_series(records, total=len(records), out=out, prefix=prefix or "stb", shard_size=shard_size, part=parts,
+                 overwrite=overwrite, skips=skips,
+                 history=import_history("stb", dict(root=root, sequences=seqs, part=part)),
+                 attrs={"dataset": "stb", "mirrored": 1})
 
 
 @app.command("ho3d")
@@ -480,10 +336,10 @@ def ho3d(
     parts = parse_part(part)
     _require_dir(root, "HO-3D")
     seqs = [s.strip() for s in sequences.split(",") if s.strip()] if sequences else None
-    skips = _Skips(skip_bad)
+    skips = Skips(skip_bad)
     records = ho3d_records(root, split, seqs, on_bad=skips.on_bad)
     log.info(f"import ho3d: {len(records)} {split} frame(s) into {out}")
-    _write(records, total=len(records), out=out, prefix=prefix or f"ho3d-{split}", shard_size=shard_size,
-           part=parts, overwrite=overwrite, skips=skips,
-           history=_history("ho3d", dict(root=root, split=split, sequences=seqs, part=part)),
-           attrs={"dataset": "ho3d", "mano_flat_hand_mean": int(FLAT_HAND_MEAN)})
+    write_series(records, total=len(records), out=out, prefix=prefix or f"ho3d-{split}", shard_size=shard_size,
+                 part=parts, overwrite=overwrite, skips=skips,
+                 history=import_history("ho3d", dict(root=root, split=split, sequences=seqs, part=part)),
+                 attrs={"dataset": "ho3d", "mano_flat_hand_mean": int(FLAT_HAND_MEAN)})

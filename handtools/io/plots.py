@@ -1,14 +1,11 @@
 """Plots of evaluation results: PCK curves of several runs in one figure.
 
 Uses matplotlib's object API with the Agg canvas (no pyplot, no display needed).
-Files are written atomically: a temporary file in the target folder, then
-``os.replace``.
+Files are written atomically (:func:`handtools.io.files.atomic_output`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,7 +13,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from handtools.core.eval.metrics import auc
+from handtools.core.eval.pck import auc
+from handtools.io.files import atomic_output
 
 
 def legend_label(label: str, thresholds: Sequence[float], pck: Sequence[float]) -> str:
@@ -70,16 +68,6 @@ def plot_pck(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], path
     ax.legend(loc="lower right")
     fig.tight_layout()
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as fh:
+        fig.savefig(fh, format=fmt, dpi=dpi)
     return path

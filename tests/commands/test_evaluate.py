@@ -198,7 +198,7 @@ def test_every_metric_matches_an_independent_computation(cli, gt_shard, tmp_path
     ref["kp2d_err_px"] = _mean_ref(e2, vis)
     ref["kp2d_median_px"] = float(np.mean([np.median(e2[vis[:, k], k]) for k in range(21) if vis[:, k].any()]))
     ref["pck2d_auc"] = _pck_auc_ref(e2, np.arange(0, 50.0), vis)[0]
-    from handtools.core.eval.metrics import METRICS
+    from handtools.core.eval.registry import METRICS
 
     assert set(ref) == set(METRICS)  # every metric is checked
     for k, v in ref.items():
@@ -277,6 +277,26 @@ def test_plot_with_comparison(cli, gt_shard, tmp_path, monkeypatch):
     (tmp_path / "c.json").write_text(json.dumps({"label": "c", "curves": {}}))
     res = cli("evaluate", b, "--plot", tmp_path / "p3.png", "--compare", tmp_path / "c.json")
     assert res.exit_code == 1 and "curve" in res.stderr and not (tmp_path / "p3.png").exists()
+
+
+def test_expect_samples_fails_a_truncated_run(cli, gt_shard, tmp_path):
+    """A CI gate must not pass when an upstream step died part-way and left fewer samples."""
+    a = make_preds(gt_shard, tmp_path / "a", shift([0.005, 0, 0]), shift([0.005, 0, 0]))
+    b = make_preds(gt_shard, tmp_path / "b", shift([0.005, 0, 0]), shift([0.005, 0, 0]))
+    m = run_eval(cli, a, b, "--expect-samples", "8", "--fail-over", "mpjpe_mm=6")
+    assert m["num_samples"] == 8
+    # the second shard never came: 4 samples of the 8 expected; the other gates would all pass
+    res = cli("evaluate", a, "--expect-samples", "8", "--fail-over", "mpjpe_mm=6")
+    assert res.exit_code == 1 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "4 samples" in lines[0] and "--expect-samples is 8" in lines[0], res.stderr
+    assert cli("evaluate", a, b, "--expect-samples", "4").exit_code == 1  # more than expected fails too
+    assert cli("evaluate", a, "--expect-samples", "0").exit_code == 2
+    # the same check guards the FreiHAND submission: nothing is written
+    out = tmp_path / "pred.json"
+    res = cli("evaluate", "--format", "freihand", "--out", out, "--expect-samples", "3960", a)
+    assert res.exit_code == 1 and "--expect-samples is 3960" in res.stderr and not out.exists()
+    assert cli("evaluate", "--format", "freihand", "--out", out, "--expect-samples", "4", a).exit_code == 0
 
 
 # ----------------------------------------------------------------------------- FreiHAND submission

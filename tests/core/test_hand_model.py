@@ -278,3 +278,15 @@ def test_bundled_model(monkeypatch):
     out = m(torch.zeros(1, 48), torch.zeros(1, 10))
     torch.testing.assert_close(out.joints[0, [4, 8, 12, 16, 20]],
                                m.template[list(FINGERTIP_VERTICES)])
+
+
+def test_regress_joints_from_posed_meshes(arrays):
+    # Unposed (flat hand) and moved by a similarity, the joints regressed from the mesh are the model's
+    # joints: the regressor's rows sum to 1, so it commutes with the similarity; tips are vertices either way.
+    rng = np.random.default_rng(4)
+    ours = HandModel(arrays, flat_hand_mean=True, dtype=F64)
+    out = ours(torch.zeros(2, 48, dtype=F64), _random(rng, 2, 10, scale=1.0), scale=torch.tensor([0.9, 1.2], dtype=F64),
+               rot=_random(rng, 2, 3), trans=_random(rng, 2, 3))
+    torch.testing.assert_close(ours.regress_joints(out.verts), out.joints, rtol=0, atol=1e-7)  # 10 nm
+    posed = ours(_random(rng, 2, 48), _random(rng, 2, 10))
+    assert ours.regress_joints(posed.verts.float()).dtype == torch.float32  # follows the meshes

@@ -187,6 +187,20 @@ class HandModel(smplx.MANO):
         """(16, 3) MANO joints of the template, metres."""
         return self.J_regressor @ self.v_template
 
+    def regress_joints(self, verts: torch.Tensor) -> torch.Tensor:
+        """The 21 joints of posed meshes: the joint regressor applied to the vertices,
+        completed with the fingertip vertices (the FreiHAND convention), FreiHAND order.
+
+        Args:
+            verts: (B, 778, 3) float, metres, any frame (the joints come out in it).
+
+        Returns:
+            (B, 21, 3), dtype and device of ``verts``.
+        """
+        j16 = torch.einsum("jv,bvc->bjc", self.J_regressor.to(verts.dtype), verts)  # (B, 16, 3)
+        tips = verts[:, self._tip_vertices]  # (B, 5, 3)
+        return torch.cat([j16, tips], 1)[:, self._to_freihand]  # (B, 21, 3)
+
     def faces_for(self, is_left: bool | torch.Tensor = False) -> torch.Tensor:
         """Triangles with outward winding for rendering a right or mirrored left hand.
 
