@@ -24,6 +24,7 @@ import numpy as np
 from handtools import __version__, durable
 from handtools.console import log
 from handtools.errors import DiskFullError, InputError, OutputError, OutputExistsError
+from handtools.io.h5safety import has_hdf5_signature, vlen_heap_problem
 from handtools.io.schema import (
     DATASETS,
     KINDS,
@@ -40,21 +41,6 @@ _STR_DTYPE = h5py.string_dtype(encoding="utf-8")
 
 class ShardError(InputError):
     """A shard is missing, unreadable or does not follow the schema."""
-
-
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
-def _has_hdf5_signature(path: Path, size: int) -> bool:
-    """HDF5's superblock signature at offset 0, 512, 1024, 2048, ... (after a user block)."""
-    with open(path, "rb") as fh:
-        offset = 0
-        while offset + 8 <= size:
-            fh.seek(offset)
-            if fh.read(8) == _HDF5_SIGNATURE:
-                return True
-            offset = 512 if offset == 0 else offset * 2
-    return False
 
 
 def _h5_reason(exc: BaseException) -> str:
@@ -125,7 +111,7 @@ class ShardReader:
             size = self.path.stat().st_size
             if size == 0:
                 raise ShardError(f"{self.path}: empty file (0 bytes), not an HDF5 shard")
-            if not _has_hdf5_signature(self.path, size):
+            if not has_hdf5_signature(self.path, size):
                 raise ShardError(f"{self.path}: not an HDF5 file")
         except OSError as exc:
             raise ShardError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
@@ -160,7 +146,19 @@ class ShardReader:
             raise self._error(None, f"root attribute {key!r} is {text}, expected an integer")
         return int(v)
 
+    def _check_heaps(self) -> None:
+        """Variable-length data (strings) first: a corrupt heap can hang HDF5 on read, and
+        older shards keep their string attributes in the same heap as ``source``."""
+        for name in self.names:
+            ds = self._f[name]
+            if ds.dtype.kind == "O":
+                problem = vlen_heap_problem(self.path, ds)
+                if problem:
+                    raise self._error(name, f"corrupt HDF5 file ({problem})")
+
     def _validate(self, require: tuple[str, ...], check_values: bool = True) -> None:
+        self.names = _dataset_names(self._f)
+        self._check_heaps()
         a = self._f.attrs
         if "handtools_schema" not in a:
             raise self._error(None, "not a handtools shard (no 'handtools_schema' attribute)")
@@ -179,7 +177,8 @@ class ShardReader:
             raise self._error(None, "empty shard (0 samples)")
         if self.num_views < 1:
             raise self._error(None, f"num_views is {self.num_views}, expected >= 1")
-        self.producer = str(a.get("producer", ""))
+        producer = a.get("producer", "")
+        self.producer = producer.decode(errors="replace") if isinstance(producer, bytes) else str(producer)
         history = a.get("history", "[]")
         try:
             self.history = json.loads(history.decode() if isinstance(history, bytes) else history)
@@ -187,8 +186,7 @@ class ShardReader:
             raise self._error(None, "root attribute 'history' is not valid JSON") from None
         if not isinstance(self.history, list) or not all(isinstance(h, dict) for h in self.history):
             raise self._error(None, "root attribute 'history' is not a JSON list of steps")
-        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in a.items()}
-        self.names = _dataset_names(self._f)
+        self.attrs = {k: (v.decode(errors="replace") if isinstance(v, bytes) else v) for k, v in a.items()}
 
         for name in require:
             if name not in self._f or not isinstance(self._f[name], h5py.Dataset):
@@ -341,6 +339,14 @@ def open_shards(paths: Sequence[PathLike], require: Iterable[str] = ()) -> list[
     return readers
 
 
+def _set_str_attr(attrs, key: str, text: str) -> None:
+    """A fixed-length UTF-8 string attribute: stored in the object header (checksummed),
+    not in HDF5's global heap, whose corruption can make HDF5 loop forever on read."""
+    data = text.encode("utf-8")
+    attrs.create(key, np.array(data, dtype=f"S{max(1, len(data))}"),
+                 dtype=h5py.string_dtype("utf-8", max(1, len(data))))
+
+
 def _mb(n: Optional[int]) -> str:
     return "? MB" if n is None else f"{n / 1e6:.1f} MB"
 
@@ -379,6 +385,11 @@ def _validate_array(name: str, arr: np.ndarray, num_views: int) -> np.ndarray:
         arr = arr.astype(dtype)
     return arr
 
+
+#: HDF5 file format of new shards: 1.10's (superblock v3, object headers v2, extensible-array
+#: chunk indexes) checksums every metadata block, so a flipped bit is an error on open instead
+#: of a misread, a crash or an endless loop inside HDF5. Readable by HDF5 >= 1.10 (2016).
+_LIBVER = ("v110", "latest")
 
 #: A shard is not started with less free space than this in its folder.
 MIN_FREE_BYTES = 1 << 20
@@ -501,16 +512,19 @@ class ShardWriter:
             self._tmp = tmp
             self._file = durable.LatchingFile(fd)
             try:
-                self._f = h5py.File(self._file, "w")
+                self._f = h5py.File(self._file, "w", libver=_LIBVER)
                 a = self._f.attrs
                 a["handtools_schema"] = SCHEMA_VERSION
-                a["kind"] = self.kind
-                a["producer"] = f"{self.producer} {__version__}"
-                a["history"] = json.dumps(self.history)
+                _set_str_attr(a, "kind", self.kind)
+                _set_str_attr(a, "producer", f"{self.producer} {__version__}")
+                _set_str_attr(a, "history", json.dumps(self.history))
                 a["num_views"] = self.num_views
                 a["num_samples"] = 0
                 for k, v in self.attrs.items():
-                    a[k] = v if isinstance(v, (str, int, float, np.number)) else json.dumps(v)
+                    if isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)):
+                        a[k] = v
+                    else:
+                        _set_str_attr(a, k, v if isinstance(v, str) else json.dumps(v))
             except BaseException:
                 self._abort_now()
                 raise
@@ -672,7 +686,8 @@ class ShardWriter:
             raise ValueError(f"{src.path}: {name}: shape/dtype differ from earlier inputs")
         d.resize(start + len(indices), axis=0)
         same_layout = (
-            s.chunks is not None
+            s.dtype.kind != "O"  # variable-length data (strings) lives in the file's heap, not in the chunk
+            and s.chunks is not None
             and s.chunks == d.chunks
             and s.chunks[0] == 1
             and tuple(s.chunks[1:]) == tuple(s.shape[1:])
