@@ -141,7 +141,8 @@ class ShardReader:
         if isinstance(v, np.ndarray) and v.shape == ():
             v = v[()]
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            text = repr(v.decode() if isinstance(v, bytes) else v)
+            shown = v.decode(errors="replace") if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v
+            text = repr(shown)
             text = text if len(text) <= 40 else text[:37] + "..."
             raise self._error(None, f"root attribute {key!r} is {text}, expected an integer")
         return int(v)
