@@ -1,11 +1,15 @@
 """Reading and writing handtools shards (HDF5, schema version 1, see ``docs/design.md``).
 
-* :class:`ShardReader` opens and validates one shard; every error names the file
-  and the dataset (:class:`ShardError`).
+* :class:`ShardReader` opens and validates one shard: structure, schema, and the
+  values commands rely on (finite floats, pinhole ``K``, ``baseline > 0``); every
+  error is one line naming the file and the dataset (:class:`ShardError`), also for
+  non-HDF5, truncated and corrupt files (see :mod:`handtools.io.h5safety`).
 * :class:`ShardWriter` appends batches, rolls over to a new shard every
   ``shard_size`` samples, writes each shard under a temporary name in the target
-  folder and renames it when complete (atomic), and copies datasets a command does
-  not touch straight from an input shard, chunk by chunk without re-encoding.
+  folder and publishes it when complete, durably and without replacing a shard
+  another run published meanwhile (:mod:`handtools.durable`); a full disk is a
+  :class:`DiskFullError` with the partial shard removed. Datasets a command does not
+  touch are copied straight from an input shard, chunk by chunk without re-encoding.
 """
 
 from __future__ import annotations
@@ -93,11 +97,16 @@ class ShardReader:
     Args:
         path: the ``.h5`` file.
         require: datasets the caller needs; missing ones raise :class:`ShardError`.
+        check_values: check the values of every known float dataset on open (NaN,
+            ±inf, non-pinhole ``K``, ``baseline <= 0``; see
+            :func:`handtools.io.schema.value_problem`). Only to skip a second check of
+            a shard already opened with it (e.g. a DataLoader worker reopening it).
 
     Raises:
-        ShardError: missing file, not HDF5, truncated, wrong schema version, missing
-            or misshapen dataset, NaN in a float array, or no samples. The message
-            names the file and, where it applies, the dataset.
+        ShardError: missing, empty, non-HDF5, truncated or corrupt file; malformed
+            root attribute; wrong schema version; missing or misshapen dataset; a
+            bad value (with the first bad sample); no samples. One line naming the
+            file and, where it applies, the dataset.
     """
 
     def __init__(self, path: PathLike, require: Iterable[str] = (), *, check_values: bool = True):
@@ -169,7 +178,7 @@ class ShardReader:
                 None, f"schema version {version}, this handtools {__version__} reads version {SCHEMA_VERSION}"
             )
         kind = a.get("kind", "")
-        self.kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        self.kind = kind.decode(errors="replace") if isinstance(kind, bytes) else str(kind)
         if self.kind not in KINDS:
             raise self._error(None, f"unknown kind {self.kind[:40]!r} (expected one of {', '.join(KINDS)})")
         self.num_samples = self._int_attr("num_samples")
