@@ -22,7 +22,7 @@ _handtools_spec() {
         ;;
     "synth")
         _ht_cmds=""
-        _ht_opts="--backgrounds --baseline --batch-size --device --domain --focal --help --image-size --kp-noise --mano --no-overwrite --num --out --overwrite --part --renderer --seed --shard-size --views -h -n -o"
+        _ht_opts="--backgrounds --baseline --batch-size --device --domain --focal --help --image-size --kp-noise --mano --no-overwrite --no-skip-existing --num --out --overwrite --part --renderer --seed --shard-size --skip-existing --views -h -n -o"
         _ht_vopts="--backgrounds --baseline --batch-size --device --domain --focal --image-size --kp-noise --mano --num --out --part --renderer --seed --shard-size --views -n -o"
         _ht_args=""
         ;;
@@ -34,7 +34,7 @@ _handtools_spec() {
         ;;
     "crop")
         _ht_cmds=""
-        _ht_opts="--center --help --no-overwrite --out --overwrite --part --scale --size -h -o"
+        _ht_opts="--center --help --no-overwrite --no-skip-existing --out --overwrite --part --scale --size --skip-existing -h -o"
         _ht_vopts="--center --out --part --scale --size -o"
         _ht_args="file"
         ;;

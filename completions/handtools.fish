@@ -52,6 +52,8 @@ complete -c handtools -n '__fish_seen_subcommand_from synth' -l device -x -a 'au
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l mano -r -F -d 'MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l overwrite -d 'Replace existing outputs.'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l no-overwrite -d 'Replace existing outputs.'
+complete -c handtools -n '__fish_seen_subcommand_from synth' -l skip-existing -d 'Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one\'s.'
+complete -c handtools -n '__fish_seen_subcommand_from synth' -l no-skip-existing -d 'Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one\'s.'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -s h -l help -d 'Show this message and exit.'
 
 # handtools detect
@@ -78,6 +80,8 @@ complete -c handtools -n '__fish_seen_subcommand_from crop' -l scale -x -d 'Crop
 complete -c handtools -n '__fish_seen_subcommand_from crop' -l part -x -d 'Process only part I of N (0-based): every N-th shard starting at I.'
 complete -c handtools -n '__fish_seen_subcommand_from crop' -l overwrite -d 'Replace existing outputs.'
 complete -c handtools -n '__fish_seen_subcommand_from crop' -l no-overwrite -d 'Replace existing outputs.'
+complete -c handtools -n '__fish_seen_subcommand_from crop' -l skip-existing -d 'Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one\'s.'
+complete -c handtools -n '__fish_seen_subcommand_from crop' -l no-skip-existing -d 'Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one\'s.'
 complete -c handtools -n '__fish_seen_subcommand_from crop' -s h -l help -d 'Show this message and exit.'
 
 # handtools mask

@@ -91,6 +91,8 @@ _handtools_synth() {
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
         '(--overwrite --no-overwrite)--no-overwrite[Replace existing outputs.]' \
+        '(--skip-existing --no-skip-existing)--skip-existing[Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one'\''s.]' \
+        '(--skip-existing --no-skip-existing)--no-skip-existing[Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one'\''s.]' \
         '(- *)-h[Show this message and exit.]' \
         '(- *)--help[Show this message and exit.]'
 }
@@ -125,6 +127,8 @@ _handtools_crop() {
         '(--part)--part=[Process only part I of N (0-based)\: every N-th shard starting at I.]:part: ' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
         '(--overwrite --no-overwrite)--no-overwrite[Replace existing outputs.]' \
+        '(--skip-existing --no-skip-existing)--skip-existing[Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one'\''s.]' \
+        '(--skip-existing --no-skip-existing)--no-skip-existing[Keep outputs that already exist and write only the missing ones (rerun a killed job or array task); a kept output is checked to be a complete shard made with the same settings, and its path is printed like a new one'\''s.]' \
         '(- *)-h[Show this message and exit.]' \
         '(- *)--help[Show this message and exit.]'
 }

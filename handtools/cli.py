@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 
 from handtools import __version__
 from handtools.console import console, setup_logging, state
-from handtools.errors import ExitCode, HandtoolsError
+from handtools.errors import ExitCode, HandtoolsError, Terminated
 
 
 def _fail(ctx, message: str) -> None:
@@ -38,8 +38,9 @@ class _HandtoolsGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.TyperException):
             raise
-        except (KeyboardInterrupt, typer.Abort):
-            console.print("handtools: interrupted", markup=False)
+        except (KeyboardInterrupt, typer.Abort) as exc:
+            why = f" ({exc})" if isinstance(exc, Terminated) and str(exc) else ""
+            console.print(f"handtools: interrupted{why}", markup=False)
             raise typer.Exit(ExitCode.INTERRUPTED)
         except BrokenPipeError:
             # Downstream closed the pipe (e.g. `| head`): end quietly.
@@ -104,11 +105,18 @@ def _register() -> None:
 _register()
 
 
+def _terminate(signum, frame) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console-script entry point; returns the process exit code."""
     if hasattr(signal, "SIGPIPE"):
         # `handtools ... | head` must end quietly instead of raising BrokenPipeError.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # SIGTERM (kill, SLURM, docker stop) is handled like Ctrl-C: partial outputs are
+    # removed and the exit code is 130.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=argv, prog_name="handtools", standalone_mode=True)
     except SystemExit as exc:

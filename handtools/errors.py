@@ -15,7 +15,7 @@ class ExitCode(IntEnum):
     OK = 0
     ERROR = 1  # bad input, failed gate, runtime failure
     USAGE = 2  # bad command line
-    INTERRUPTED = 130  # Ctrl-C / SIGINT
+    INTERRUPTED = 130  # Ctrl-C (SIGINT) or SIGTERM: partial outputs removed
 
 
 class HandtoolsError(Exception):
@@ -28,3 +28,15 @@ class InputError(HandtoolsError):
 
 class OutputExistsError(HandtoolsError):
     """An output exists and ``--overwrite`` was not given."""
+
+
+class OutputError(HandtoolsError):
+    """An output could not be written (full disk, exhausted quota, I/O error)."""
+
+
+class DiskFullError(OutputError):
+    """The target filesystem is full or the quota is exhausted (``ENOSPC``/``EDQUOT``)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM) turned into an interrupt, handled like Ctrl-C."""

@@ -1,17 +1,18 @@
 """Shared command-line options: defined once, used by many commands.
 
-=================  ==========================================================
-option             used by
-=================  ==========================================================
-``-v/-q/--debug``  every command (root options, before the subcommand)
-``INPUTS...``      every command that reads shards (missing or ``-``: stdin)
-``--out``          every command that writes (folder for shards, file else)
-``--overwrite``    every command that writes
-``--shard-size``   commands that write shards (synth, import, crop, ...)
-``--part I/N``     commands that read or generate shards, for array jobs
-``--device``       commands that compute with torch
-``--mano``         commands that use the hand model
-=================  ==========================================================
+===================  ========================================================
+option               used by
+===================  ========================================================
+``-v/-q/--debug``    every command (root options, before the subcommand)
+``INPUTS...``        every command that reads shards (missing or ``-``: stdin)
+``--out``            every command that writes (folder for shards, file else)
+``--overwrite``      every command that writes
+``--skip-existing``  synth, crop: keep existing outputs, write the missing ones
+``--shard-size``     commands that write shards (synth, import, crop, ...)
+``--part I/N``       commands that read or generate shards, for array jobs
+``--device``         commands that compute with torch
+``--mano``           commands that use the hand model
+===================  ========================================================
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ Inputs = Annotated[
 ]
 Overwrite = Annotated[
     bool, typer.Option("--overwrite/--no-overwrite", help="Replace existing outputs.")
+]
+SkipExisting = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing/--no-skip-existing",
+        help=(
+            "Keep outputs that already exist and write only the missing ones (rerun a killed job or array "
+            "task); a kept output is checked to be a complete shard made with the same settings, and its "
+            "path is printed like a new one's."
+        ),
+    ),
 ]
 ShardSize = Annotated[
     int, typer.Option("--shard-size", min=1, help="Samples per output shard (rollover).")

@@ -42,6 +42,18 @@ def random_batch(n: int, v: int = 2, hw=(16, 20), names=None, seed: int = 0) -> 
             out[name] = rng.integers(0, 256, size=shape, dtype=np.uint8)
         else:
             out[name] = rng.standard_normal(shape).astype(np.float32)
+    # Values the reader accepts: pinhole intrinsics (fx, fy > 0, bottom row 0 0 1), baseline > 0;
+    # drawn from their own generator so they do not depend on which other names were asked for.
+    rng = np.random.default_rng([seed, 1])
+    if "K" in out:
+        K = np.zeros(out["K"].shape, np.float32)
+        K[..., 0, 0] = rng.uniform(50, 500, K.shape[:-2])
+        K[..., 1, 1] = K[..., 0, 0] * rng.uniform(0.9, 1.1, K.shape[:-2])
+        K[..., 0, 2], K[..., 1, 2] = hw[1] / 2, hw[0] / 2
+        K[..., 2, 2] = 1
+        out["K"] = K
+    if "baseline" in out:
+        out["baseline"] = rng.uniform(0.05, 0.2, out["baseline"].shape).astype(np.float32)
     return out
 
 

@@ -50,7 +50,7 @@ EXIT_DESCRIPTIONS = {
     "ERROR": "Error: bad input, a failed gate (e.g. evaluate --fail-under) or a runtime failure; "
     "one line on stderr (a traceback with --debug).",
     "USAGE": "Bad command line: unknown option, missing or invalid value.",
-    "INTERRUPTED": "Interrupted (Ctrl-C, SIGINT).",
+    "INTERRUPTED": "Interrupted (Ctrl-C, SIGINT) or terminated (SIGTERM); partial outputs are removed.",
 }
 
 

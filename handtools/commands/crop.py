@@ -9,11 +9,11 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from handtools.commands._shards import chunks, plan_outputs, writer_for
+from handtools.commands._shards import chunks, kept_outputs, plan_outputs, writer_for
 from handtools.console import log, progress
 from handtools.errors import InputError
-from handtools.io.pipes import read_input_paths
-from handtools.options import Inputs, Overwrite, Part, parse_part, select_part
+from handtools.io.pipes import emit_path, read_input_paths
+from handtools.options import Inputs, Overwrite, Part, SkipExisting, parse_part, select_part
 
 #: Datasets this command rewrites; the rest is carried through unchanged (3D ground truth
 #: stays valid: a crop does not move the camera, only its intrinsics change).
@@ -73,6 +73,7 @@ def crop(
     ] = 1.4,
     part: Part = None,
     overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
 ) -> None:
     """Cut hand-centred square crops; K, keypoints, bbox, masks and depth follow the crop.
 
@@ -91,19 +92,26 @@ def crop(
 
     if center not in CENTER_POLICIES:
         raise typer.BadParameter(f"expected one of {', '.join(CENTER_POLICIES)}, got {center!r}", param_hint="--center")
+    if overwrite and skip_existing:
+        raise typer.BadParameter("give --overwrite or --skip-existing, not both", param_hint="--skip-existing")
     parts = parse_part(part)
     paths = select_part(read_input_paths(inputs), parts)
     readers = open_shards(paths, require=("images", "K"))
     try:
         for r in readers:
             _needs(r, center)
-        outs = plan_outputs(paths, out, overwrite)
+        outs = plan_outputs(paths, out, overwrite, skip_existing)
         args = dict(size=size, center=center, scale=scale, part=part)
+        kept = kept_outputs(readers, outs, "crop", args) if skip_existing else set()
         total = sum(r.num_samples for r in readers)
         t0 = time.perf_counter()
         with progress() as bar:
             task = bar.add_task("crop", total=total)
             for reader, out_path in zip(readers, outs):
+                if out_path in kept:  # --skip-existing: a complete shard from an earlier run
+                    emit_path(out_path)
+                    bar.advance(task, reader.num_samples)
+                    continue
                 _crop_shard(reader, out_path, args, overwrite, lambda k: bar.advance(task, k))
         views = sum(r.num_samples * r.num_views for r in readers)
         log.info(f"crop: {views} crops of {size}x{size} ({views / max(time.perf_counter() - t0, 1e-9):.1f} crops/s)")

@@ -12,7 +12,21 @@ import typer
 from handtools.console import log, progress
 from handtools.io.pipes import emit_path
 from handtools.io.shards import ShardWriter, history_entry
-from handtools.options import Device, Mano, Overwrite, Part, ShardSize, parse_part, resolve_device, select_part
+from handtools.options import (
+    Device,
+    Mano,
+    Overwrite,
+    Part,
+    ShardSize,
+    SkipExisting,
+    parse_part,
+    resolve_device,
+    select_part,
+)
+
+
+def _name(k: int) -> str:
+    return f"synth-{k:05d}.h5"
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -53,6 +67,7 @@ def synth(
     device: Device = "auto",
     mano: Mano = None,
     overwrite: Overwrite = False,
+    skip_existing: SkipExisting = False,
 ) -> None:
     """Generate labelled frames shards (images, K, T_view, masks, depth, joints, meshes, keypoints).
 
@@ -79,6 +94,8 @@ def synth(
         focal = STB_FOCAL * hw[1] / 640.0
     if focal <= 0 or baseline <= 0:
         raise typer.BadParameter("--focal and --baseline must be positive")
+    if overwrite and skip_existing:
+        raise typer.BadParameter("give --overwrite or --skip-existing, not both", param_hint="--skip-existing")
     parts = parse_part(part)
     bg_files = list_images(backgrounds) if backgrounds is not None else None
     dev = resolve_device(device)
@@ -101,14 +118,26 @@ def synth(
                  backgrounds=str(backgrounds) if backgrounds else None),
         )
     ]
+    kept = set()
+    if skip_existing:  # check every kept shard before any work
+        from handtools.commands._shards import check_kept
+
+        for k in mine:
+            if (out / _name(k)).exists():
+                check_kept(out / _name(k), history, {"hand_model": model.identity, "domain": domain})
+                kept.add(k)
     log.info(f"synth: {total} {domain} samples x {views} view(s) at {hw[1]}x{hw[0]} into {out} ({model.identity})")
     with progress() as bar, torch.no_grad():
         task = bar.add_task("synth", total=total)
         for k in mine:
             lo, hi = k * shard_size, min(num, (k + 1) * shard_size)
+            if k in kept:  # --skip-existing: a complete shard from an earlier run
+                emit_path(out / _name(k))
+                bar.advance(task, hi - lo)
+                continue
             with ShardWriter(
                 out, kind="multiview" if views > 2 else "frames", num_views=views, producer="handtools synth",
-                history=history, shard_size=shard_size, name=lambda _, k=k: f"synth-{k:05d}.h5",
+                history=history, shard_size=shard_size, name=lambda _, k=k: _name(k),
                 overwrite=overwrite, attrs={"hand_model": model.identity, "domain": domain}, on_shard=emit_path,
             ) as writer:
                 for start in range(lo, hi, batch_size):

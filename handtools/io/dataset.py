@@ -63,8 +63,8 @@ class ShardDataset(torch.utils.data.Dataset):
             self._readers = {}
             self._pid = os.getpid()
         r = self._readers.get(s)
-        if r is None:
-            r = self._readers[s] = ShardReader(self.paths[s], self.fields)
+        if r is None:  # values were checked when the index was built: skip re-reading them per worker
+            r = self._readers[s] = ShardReader(self.paths[s], self.fields, check_values=False)
         return r
 
     def __getitem__(self, index: int) -> dict:

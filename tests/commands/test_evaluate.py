@@ -328,7 +328,7 @@ def test_freihand_submission(cli, gt_shard, tmp_path):
 def test_bad_inputs_fail_with_one_line(cli, gt_shard, tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("not a shard")
-    for args, needle in (([text], "not a readable HDF5"), ([gt_shard], "pred/joints3d"),
+    for args, needle in (([text], "not an HDF5 file"), ([gt_shard], "pred/joints3d"),
                          ([tmp_path / "missing.h5"], "no such file")):
         res = cli("evaluate", *args)
         assert res.exit_code == 1, args

@@ -88,7 +88,7 @@ def test_write_validates_shapes_and_nan(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         w.append({"joints3d": bad})
     with pytest.raises(ValueError, match="lengths"):
-        w.append({"joints3d": np.zeros((2, 21, 3)), "baseline": np.zeros(3)})
+        w.append({"joints3d": np.zeros((2, 21, 3)), "baseline": np.ones(3)})
     w.abort()
 
 
@@ -144,8 +144,8 @@ def _make_bad(tmp_path, case):
 
 BAD_CASES = {
     "missing": "no such file",
-    "not_hdf5": "not a readable HDF5",
-    "truncated": "HDF5",
+    "not_hdf5": "not an HDF5 file",
+    "truncated": "truncated HDF5 file",
     "version": "schema version 2",
     "missing_dataset": "K: missing dataset",
     "misshapen": "joints3d: shape",
