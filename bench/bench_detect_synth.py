@@ -130,6 +130,8 @@ def main() -> None:
                     help="folder of real photographs to run the same detector on (default ../shared/realdata if present)")
     ap.add_argument("--save", type=Path, default=None, help="write every frame with its detection to this folder")
     args = ap.parse_args()
+    if args.realdata is not None and not args.realdata.is_dir():
+        ap.error(f"--realdata {args.realdata}: not a folder")
     w, h = (int(x) for x in args.image_size.lower().split("x"))
     hw = (h, w)
     if args.save is not None:
