@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, tuple[str, list[str] | None, list[str]]] = {
     "train": ("bench_train.py", [], ["--full"]),
     "frontend": ("bench_frontend.py", ["--seconds", "1"], ["--seconds", "5"]),
     "masks": ("bench_masks.py", ["--num", "8"], ["--num", "64"]),
+    "detect_synth": ("bench_detect_synth.py", ["--num", "20", "--seeds", "0"], []),
     "prior": ("bench_prior.py", None, ["--preset", "cpu"]),
     "selfsup_stereo": ("bench_selfsup_stereo.py", None, ["--preset", "cpu"]),
 }

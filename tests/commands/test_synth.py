@@ -176,7 +176,12 @@ def test_pipe_into_info(tmp_path):
 
 
 def test_stereo_background_is_one_scene(stereo_shard):
-    """Away from the hand, the right view is the left view shifted by one background disparity."""
+    """Away from the hand, the right view is the left view shifted by one background disparity.
+
+    The forearm behind the hand is nearer than the background and has a disparity of its
+    own, and it is not in ``masks``: the median difference (most pixels are background)
+    measures the background's consistency.
+    """
     r = stereo_shard
     img, masks = r.read("images").astype(float), r.read("masks")
     w = img.shape[3]
@@ -185,6 +190,6 @@ def test_stereo_background_is_one_scene(stereo_shard):
         errs = []
         for d in range(40):  # right(x) = left(x + d) where neither view sees the hand
             both = (masks[i, 0][:, d:] == 0) & (masks[i, 1][:, : w - d] == 0)
-            errs.append(np.abs(left[:, d:] - right[:, : w - d])[both].mean())
+            errs.append(np.median(np.abs(left[:, d:] - right[:, : w - d])[both]))
         best = int(np.argmin(errs))
-        assert errs[best] < 12.0 and errs[best] < 0.5 * np.median(errs)  # sensor noise only
+        assert errs[best] < 8.0 and errs[best] < 0.5 * np.median(errs)  # sensor noise only

@@ -1,5 +1,21 @@
 """Render sampled scenes into labelled frames (the work behind ``handtools synth``).
 
+What a frame shows, back to front (see ``bench/bench_detect_synth.py`` for why: these
+are what make MediaPipe find the synthetic hands as it finds real ones):
+
+* the background (:func:`handtools.core.data.synth.background`);
+* a forearm, elbow and upper arm continuing the hand's wrist opening
+  (:func:`handtools.core.data.synth.forearm_mesh`), bare or in a sleeve, rendered at half
+  resolution. It is scene context, not the hand: it is drawn *under* the hand, so
+  ``masks``, ``depth``, ``keypoints2d``, ``bbox``, ``joints3d`` and ``verts3d`` are
+  exactly those of the hand alone (the arm never hides any of it) and the arm is in
+  no ground-truth dataset;
+* the hand, closed at the wrist (a fan on the opening's own vertices, inside the
+  hand's silhouette) and shaded smoothly per vertex (:func:`shade_vertices`: ambient,
+  wrapped diffuse, a highlight, stronger on nails)
+  instead of the renderer's flat per-face light; the renderer then only interpolates
+  and antialiases. ``synth/light`` is the light in the renderer's layout.
+
 Speed (see ``bench/bench_synth.py``): each sample is rendered on its own, in a window
 just around its hand in every view, with torch single-threaded; samples run in
 parallel on ``workers`` Python threads instead. The work per sample (a few hundred
@@ -19,11 +35,68 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from handtools.core.data.synth import DomainPreset, SceneSample, background, noisy_keypoints, random_crop_resize, sample_scene
+from handtools.core.data.synth import (
+    DomainPreset,
+    SceneSample,
+    background,
+    boundary_loop,
+    forearm_faces,
+    forearm_mesh,
+    noisy_keypoints,
+    random_crop_resize,
+    sample_scene,
+    skin_regions,
+)
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
+
+
+def _vertex_normals(verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) unit outward normals of meshes (B, V, 3) with faces (F, 3) (area-weighted)."""
+    tri = verts[:, faces]  # (B, F, 3, 3)
+    fn = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)  # (B, F, 3)
+    n = torch.zeros_like(verts)
+    for k in range(3):
+        n.index_add_(1, faces[:, k], fn)
+    return torch.nn.functional.normalize(n, dim=-1, eps=1e-12)
+
+
+def shade_vertices(albedo: torch.Tensor, points: torch.Tensor, normals: torch.Tensor, light: torch.Tensor,
+                   wrap: float, specular: torch.Tensor, shininess: float = 24.0) -> torch.Tensor:
+    """Per-vertex lit colour of skin: ambient + wrapped diffuse + Blinn-Phong highlight.
+
+    albedo, points (camera frame, metres), normals (unit, outward): (B, V, 3); light (B, 11)
+    in the layout of :mod:`handtools.core.render.lighting` (its direction is the one the
+    light travels); wrap: the diffuse term ``max(0, (n.l + wrap) / (1 + wrap))`` reaches
+    past the terminator, the soft look of light scattered under skin; specular (B, V)
+    highlight strength. Returns (B, V, 3), not clamped. Interpolated across faces by the
+    renderer with a neutral light, this is smooth (Gouraud) shading where the renderer's
+    own light is flat per face.
+    """
+    from handtools.core.render import lighting as L
+
+    to_light = -torch.nn.functional.normalize(light[:, None, L.LIGHT_DIRECTION], dim=-1)  # (B, 1, 3)
+    cos = (normals * to_light).sum(-1, keepdim=True)  # (B, V, 1)
+    diffuse = ((cos + wrap) / (1 + wrap)).clamp(min=0)
+    to_eye = -torch.nn.functional.normalize(points, dim=-1)
+    half = torch.nn.functional.normalize(to_light + to_eye, dim=-1)
+    spec = (normals * half).sum(-1).clamp(min=0) ** shininess * (cos[..., 0] > 0)  # (B, V)
+    ambient = (light[:, L.LIGHT_AMBIENT_INTENSITY] * light[:, L.LIGHT_AMBIENT_COLOR])[:, None]  # (B, 1, 3)
+    direct = (light[:, L.LIGHT_DIRECTIONAL_INTENSITY] * light[:, L.LIGHT_DIRECTIONAL_COLOR])[:, None]
+    return albedo * (ambient + direct * diffuse) + (specular * spec)[..., None] * direct
+
+
+def _neutral_light(n: int, device, dtype) -> torch.Tensor:
+    """(n, 11) light that leaves per-vertex colours as they are: ambient 1, no directional light."""
+    from handtools.core.render import lighting as L
+
+    light = torch.zeros(n, L.LIGHT_DIM, device=device, dtype=dtype)
+    light[:, L.LIGHT_AMBIENT_INTENSITY] = 1.0
+    light[:, L.LIGHT_AMBIENT_COLOR] = 1.0
+    light[:, L.LIGHT_DIRECTION] = torch.tensor([0.0, 0.0, 1.0], dtype=dtype)
+    return light
 
 
 class SceneRenderer:
@@ -89,6 +162,22 @@ class SceneRenderer:
         side = _normalise(j[5] - j[17])  # little -> index knuckle, towards the thumb
         normal = _normalise(np.cross(side, self.finger_dir))
         self.palm_normal = normal
+        faces = model.faces.cpu().numpy()
+        self.regions = skin_regions(self.rest_verts, j, faces, normal)
+        self.nail = torch.as_tensor(self.regions["nail"], device=dev, dtype=dt)  # (778,)
+        self.ts_t = torch.as_tensor(self.ts, device=dev, dtype=dt)
+        self.wrist_loop = boundary_loop(faces)  # (L,) ordered ids of the wrist opening; none: no forearm
+        self.arm_faces = torch.as_tensor(forearm_faces(len(self.wrist_loop)), device=dev)
+        # The arm has its own renderer: a backend keeps one mesh topology cached (not shared
+        # between threads that would alternate two meshes on it).
+        self.arm_renderer = type(renderer)(renderer.requested, near=renderer.near, far=renderer.far,
+                                           walk_steps=renderer.walk_steps)
+        # The hand is drawn watertight: the wrist opening closed by a fan on its own vertices
+        # (no new vertex), wound against the loop so it faces out of the hand. A ray through
+        # the cap also meets the hand's surface, so the silhouette is the open mesh's.
+        loop = self.wrist_loop
+        cap = np.stack([np.full(max(len(loop) - 2, 0), loop[0] if len(loop) else 0), loop[2:], loop[1:-1]], 1)
+        self.hand_faces = torch.cat([model.faces, torch.as_tensor(cap, device=dev, dtype=model.faces.dtype)])
 
     def _background(self, rng: np.random.Generator, width: int | None = None) -> np.ndarray:
         h, w = self.hw[0], width or self.hw[1]
@@ -126,19 +215,24 @@ class SceneRenderer:
         wh = int(min(h, max(8, (hi[:, 1] - lo[:, 1]).max())))
         return np.clip(lo[:, 0], 0, w - ww), np.clip(lo[:, 1], 0, h - wh), wh, ww
 
-    def _render_window(self, vc, faces, K, colours, light, uv):
+    def _render_window(self, vc, faces, K, colours, light, uv, scale: int = 1, renderer=None):
         """Render only the window around the hand (one size for the sample's views, shifted K per view).
 
         vc (B, 778, 3) camera-frame vertices of one sample's views, K (B, 3, 3), uv (B, 778, 2)
         their projections. Pixels outside the window hold no face, so the full-frame result
         equals the pasted window; this keeps synth fast at 640x480 where the hand covers a
         fraction. One sample per call: a batch window would be the largest hand's.
+        ``scale`` > 1 renders at 1/scale of the resolution (the window's size is then
+        ``ceil(wh / scale), ceil(ww / scale)``; the caller resizes); ``renderer``: another
+        renderer than ``self.renderer``.
         """
         x0, y0, wh, ww = self._windows(uv)
         Kw = K.clone()
         Kw[:, 0, 2] -= torch.as_tensor(x0, dtype=K.dtype, device=K.device)
         Kw[:, 1, 2] -= torch.as_tensor(y0, dtype=K.dtype, device=K.device)
-        r = self.renderer.render(vc, faces, Kw, (wh, ww), colors=colours, light=light)
+        Kw[:, :2] /= scale
+        size = (-(-wh // scale), -(-ww // scale))
+        r = (renderer or self.renderer).render(vc, faces, Kw, size, colors=colours, light=light)
         return r, (y0, x0, wh, ww)
 
     def render_batch(self, indices) -> dict[str, np.ndarray]:
@@ -155,7 +249,7 @@ class SceneRenderer:
         scenes: list[SceneSample] = [
             sample_scene(
                 self.preset, rng, self.rest_verts, self.rest_root, self.hw, float(self.ks[0, 0, 0]),
-                self.palm_normal, self.finger_dir,
+                self.palm_normal, self.finger_dir, self.regions,
             )
             for rng in rngs
         ]
@@ -196,9 +290,12 @@ class SceneRenderer:
         vc_all = torch.stack(vcs, 1)  # (N, V, 778, 3)
         vuv, kuv = np.stack(vuvs, 1), np.stack(kuvs, 1)  # (N, V, 778, 2), (N, V, 21, 2)
         ks = torch.as_tensor(self.ks, device=dev, dtype=dt)  # (V, 3, 3)
+        v0 = verts0.detach().double().cpu().numpy()  # (N, 778, 3)
+        arms = [self._arm(v0[i], scenes[i]) for i in range(n)]
 
         def one(i: int) -> None:
-            self._render_sample(rngs[i], vc_all[i], ks, colours[i], light[i], vuv[i], kuv[i], batch, i)
+            self._render_sample(rngs[i], vc_all[i], ks, colours[i], light[i], vuv[i], kuv[i], batch, i,
+                                arms[i], scenes[i].specular)
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # see the module docstring; restored below
@@ -214,32 +311,81 @@ class SceneRenderer:
             torch.set_num_threads(threads)
         return batch
 
-    def _render_sample(self, rng, vc, ks, colours, light, vuv, kuv, batch: dict, i: int) -> None:
+    def _arm(self, verts: np.ndarray, scene: SceneSample):
+        """The sample's forearm in the frame of view 0: vertices (M, 3), normals (M, 3), albedo (M, 3); or None."""
+        if not self.preset.forearm or scene.arm is None or len(self.wrist_loop) < 3:
+            return None
+        loop = self.wrist_loop
+        av, an, sleeve = forearm_mesh(verts[loop], verts.mean(0), scene.arm)
+        ring = scene.colours[loop]  # (L, 3): each ring takes the colours of the wrist's rim
+        skin = np.concatenate([np.tile(ring, (len(av) // len(loop), 1)), ring.mean(0, keepdims=True)])
+        albedo = np.where(sleeve[:, None], scene.arm.sleeve_colour[None], skin * 0.97)
+        return av, an, albedo
+
+    def _render_sample(self, rng, vc, ks, colours, light, vuv, kuv, batch: dict, i: int,
+                       arm=None, specular: float = 0.0) -> None:
         """Render sample ``i`` of ``batch`` into its arrays, in place.
 
         rng: its generator, after scene sampling; vc (V, 778, 3) camera-frame vertices of
-        each view, metres; ks (V, 3, 3); colours (778, 3); light (11,); vuv (V, 778, 2) and
-        kuv (V, 21, 2) float32 projected vertices and joints, pixels.
+        each view, metres; ks (V, 3, 3); colours (778, 3) albedo; light (11,); vuv (V, 778, 2) and
+        kuv (V, 21, 2) float32 projected vertices and joints, pixels; arm: the forearm of
+        :meth:`_arm` (view-0 frame) or None; specular: the skin's highlight strength.
+
+        Layers, back to front: background, forearm, hand. The forearm is drawn under the
+        hand, so the hand's pixels, ``masks`` and ``depth`` are exactly those of the hand
+        alone; the forearm shows only outside the hand's silhouette.
         """
+        from handtools.core.render import lighting as L
+
         h, w = self.hw
         v = self.views
+        dev, dt = vc.device, vc.dtype
         # The draws of the sample's stream, in order: the backgrounds of all views, then
         # per view its sensor noise and its keypoint noise.
         bgs = self._backgrounds(rng)
-        r, (y0, x0, wh, ww) = self._render_window(
-            vc, self.model.faces, ks, colours.expand(v, -1, -1), light.expand(v, -1), vuv
-        )
+        # The light is given in the frame of view 0: turn its direction into each view's frame.
+        lights = light.expand(v, -1).clone()
+        lights[:, L.LIGHT_DIRECTION] = self.ts_t[:, :3, :3] @ light[L.LIGHT_DIRECTION]
+        neutral = _neutral_light(v, dev, dt)
+        faces = self.model.faces
+        spec = specular * (1 + 2 * self.nail).expand(v, -1)  # (V, 778): nails shine more
+        normals = _vertex_normals(vc, faces)  # (V, 778, 3)
+        lit = shade_vertices(colours.expand(v, -1, -1), vc, normals, lights, self.preset.wrap, spec)
+        r, (y0, x0, wh, ww) = self._render_window(vc, self.hand_faces, ks, lit.clamp(0, 1), neutral, vuv)
         sil = r.silhouette.clamp(0, 1)[..., None].cpu().numpy()  # (V, wh, ww, 1)
         rgb = r.rgb.clamp(0, 1).cpu().numpy()  # (V, wh, ww, 3), premultiplied by coverage
         hit = (r.face_ids >= 0).cpu().numpy()  # (V, wh, ww)
         dep = r.depth.cpu().numpy()
+        arm_layer = None
+        if arm is not None:
+            av, an, albedo = (torch.as_tensor(x, device=dev, dtype=dt) for x in arm)
+            T = self.ts_t  # (V, 4, 4)
+            avc = av @ T[:, :3, :3].transpose(1, 2) + T[:, None, :3, 3]  # (V, M, 3)
+            anc = an @ T[:, :3, :3].transpose(1, 2)
+            auv = (avc[..., :2] / avc[..., 2:3]) @ ks[:, :2, :2].transpose(1, 2) + ks[:, None, :2, 2]
+            alit = shade_vertices(albedo.expand(v, -1, -1), avc, anc, lights, self.preset.wrap,
+                                  torch.full(avc.shape[:2], 0.5 * specular, device=dev, dtype=dt))
+            import cv2  # resizes the arm layer
+
+            # At half resolution, resized: the arm is smooth, large, and scene context only.
+            ra, awin = self._render_window(avc, self.arm_faces, ks, alit.clamp(0, 1), neutral,
+                                           auv.cpu().numpy(), scale=2, renderer=self.arm_renderer)
+            layer = torch.cat([ra.silhouette[..., None], ra.rgb], -1).clamp(0, 1).cpu().numpy()  # (V, h', w', 4)
+            awh, aww = awin[2], awin[3]
+            layer = np.stack([cv2.resize(x, (aww, awh), interpolation=cv2.INTER_LINEAR) for x in layer])
+            arm_layer = (layer[..., :1], layer[..., 1:], awin)
         for view in range(v):
             ys, xs = slice(y0[view], y0[view] + wh), slice(x0[view], x0[view] + ww)
             # In place, in float32, the operations of
-            # clip((bg / 255 composited with rgb + noise) * 255 + 0.5, 0, 255): every
-            # value is the same as with temporaries, which are gone.
+            # clip((bg / 255 composited with arm and hand + noise) * 255 + 0.5, 0, 255):
+            # every value is the same as with temporaries, which are gone.
             img = bgs[view].astype(np.float32)
             img /= 255.0
+            if arm_layer is not None:
+                asil, argb, (ay0, ax0, awh, aww) = arm_layer  # (V, awh, aww, 1), (V, awh, aww, 3)
+                win = img[ay0[view]:ay0[view] + awh, ax0[view]:ax0[view] + aww]
+                win *= 1.0 - asil[view]
+                win += argb[view]
             win = img[ys, xs]
             win *= 1.0 - sil[view]
             win += rgb[view]

@@ -14,7 +14,7 @@ import pytest
 from handtools.core.perception import detector as D
 from handtools.core.hand.joints import JOINT_NAMES
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
+REALDATA = Path(__file__).resolve().parents[3].parent / "shared" / "realdata"
 
 #: Hands the realdata README says a good detector finds.
 EXPECTED_HANDS = {

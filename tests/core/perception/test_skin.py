@@ -10,7 +10,7 @@ import pytest
 
 from handtools.core.perception import skin as S
 
-REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
+REALDATA = Path(__file__).resolve().parents[3].parent / "shared" / "realdata"
 
 # Skin tones from light to dark (RGB) and non-skin backgrounds.
 SKIN_TONES = [(255, 219, 172), (224, 172, 105), (198, 134, 66), (141, 85, 36), (90, 56, 40)]
