@@ -230,6 +230,9 @@ class TorchRasterizer:
         return out.view(B, H, W, C)
 
     # -- 3. antialias ---------------------------------------------------
+    # About 100 lines on purpose: one vectorised pass as nvdiffrast's antialias kernel (edge search, coverage,
+    # blend, the walk across thin faces), whose steps share a dozen (B, H, W) index and weight tensors;
+    # split into functions they would only be passed along. Tests: tests/core/render/test_render.py.
     def antialias(self, color: Tensor, frags: Fragments) -> Tensor:
         """Analytic antialiasing of color (B, H, W, C) across silhouette edges, as nvdiffrast.
 
