@@ -153,6 +153,19 @@ def edge_length_loss(
     return reduce_terms(terms, _mesh_weight(weight, pred_verts, faces, FACE_EDGES, name), reduction)
 
 
+def _edge_normal_terms(verts_a: Tensor, verts_b: Tensor, faces: Tensor) -> Tensor:
+    """``|<unit edge of face f of a, unit normal of face f of b>|`` for the 3 edges of each face.
+
+    The term shared by I2L-MeshNet's L_normal and the binocular paper's eq. 9.
+    verts_a, verts_b: (B, V, 3); faces: (F, 3) long, checked. Returns (B, F, 3) in [0, 1].
+    """
+    fa = verts_a[:, faces]  # (B, F, 3, 3)
+    edges = F.normalize(torch.stack([fa[:, :, j] - fa[:, :, i] for i, j in FACE_EDGES], dim=2), dim=-1)
+    fb = verts_b[:, faces]  # (B, F, 3, 3)
+    normal = F.normalize(torch.linalg.cross(fb[:, :, 1] - fb[:, :, 0], fb[:, :, 2] - fb[:, :, 0]), dim=-1)
+    return (edges * normal[:, :, None]).sum(-1).abs()
+
+
 def normal_loss(
     pred_verts: torch.Tensor,
     gt_verts: torch.Tensor,
@@ -183,12 +196,7 @@ def normal_loss(
         raise ValueError(f"{name}: vertices must be 3D (B, N, 3), got {tuple(pred_verts.shape)}")
     faces = check_faces(faces, pred_verts.shape[1], pred_verts.device, name)
 
-    fp = pred_verts[:, faces]  # (B, F, 3, 3)
-    edges = torch.stack([fp[:, :, j] - fp[:, :, i] for i, j in FACE_EDGES], dim=2)  # (B, F, 3, 3)
-    edges = F.normalize(edges, dim=-1)
-    fg = gt_verts[:, faces]  # (B, F, 3, 3)
-    normal = F.normalize(torch.linalg.cross(fg[:, :, 1] - fg[:, :, 0], fg[:, :, 2] - fg[:, :, 0]), dim=-1)  # (B, F, 3)
-    terms = (edges * normal[:, :, None]).sum(-1).abs()  # (B, F, 3)
+    terms = _edge_normal_terms(pred_verts, gt_verts, faces)  # (B, F, 3)
     face_weight = _mesh_weight(weight, pred_verts, faces, ((0, 1, 2),) * 3, name)
     return reduce_terms(terms, face_weight, reduction)
 
@@ -324,12 +332,6 @@ def normal_consistency_loss(
     check_tensor(verts_a, "verts_a", (None, None, 3))
     check_tensor(verts_b, "verts_b", tuple(verts_a.shape))
     topo = mesh_topology(faces, verts_a.shape[1], verts_a.device)
-    fa = verts_a[:, topo.faces]  # (B, F, 3, 3)
-    edges = torch.stack([fa[:, :, j] - fa[:, :, i] for i, j in FACE_EDGES], dim=2)  # (B, F, 3, 3)
-    edges = F.normalize(edges, dim=-1)
-    fb = verts_b.to(verts_a.dtype)[:, topo.faces]  # (B, F, 3, 3)
-    normal = F.normalize(torch.linalg.cross(fb[:, :, 1] - fb[:, :, 0], fb[:, :, 2] - fb[:, :, 0]),
-                         dim=-1)  # (B, F, 3)
-    terms = (edges * normal[:, :, None]).sum(-1).abs()  # (B, F, 3)
+    terms = _edge_normal_terms(verts_a, verts_b.to(verts_a.dtype), topo.faces)  # (B, F, 3)
     per_sample = terms.flatten(1).sum(1) if reduction == "sum" else terms.flatten(1).mean(1)
     return batch_mean(per_sample, weight, name)
