@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
+from handtools.commands._training import (
+    TrainOptions, checkpoint_target, input_fingerprints, run_training, train_config,
+)
 from handtools.console import log
 from handtools.core.methods.prior.config import PAPER
 from handtools.errors import InputError
@@ -36,6 +38,7 @@ def pretrain(
     checkpoint_every: TrainOptions.CheckpointEvery = 0,
     amp: TrainOptions.Amp = True,
     resume: TrainOptions.Resume = False,
+    allow_change: TrainOptions.AllowChange = False,
     device: Device = "auto",
     mano: Mano = None,
     overwrite: Overwrite = False,
@@ -82,7 +85,8 @@ def pretrain(
         "hand_model": hand.identity,
         "loss_weights": loss.w,
         "train_shards": [str(p) for p in paths],
+        "inputs": input_fingerprints(paths),
     }
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     run_training("pretrain", trainer, out, start,
-                 f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}")
+                 f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}", allow_change)
