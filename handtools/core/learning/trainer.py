@@ -253,7 +253,7 @@ class Trainer:
         self.history: list[dict] = []  # one record per finished epoch: the log's lines
         self.changes: list[tuple[str, object, object]] = []  # settings changed by resume(allow_change=True)
         self._reset_epoch_sums()
-        self._saved_step: Optional[int] = None  # global_step of the last checkpoint on disk (None: none yet)
+        self._saved_step = 0  # global_step of the last checkpoint (0: nothing learnt yet, nothing to save)
         self._log_lines_written: Optional[int] = None  # history length in the log on disk (None: not written)
         self._stop = False
 
