@@ -446,7 +446,7 @@ class Trainer:
                     self._samples += len(idx)
                     self.report("step", {"epoch": self.epoch, "step": self.step_in_epoch, "metrics": metrics})
                     if self._stop:  # Ctrl-C / SIGTERM arrived during the step: stop between steps
-                        raise KeyboardInterrupt
+                        self._raise_stop(self._stop)
                     if self.cfg.checkpoint_every and self.global_step % self.cfg.checkpoint_every == 0:
                         self.save()
                 if stopped_early:  # --max-steps inside an epoch: keep the position, resumable
@@ -483,18 +483,29 @@ class Trainer:
         return last
 
     def _catch_signals(self) -> Callable[[], None]:
-        """Defer SIGINT/SIGTERM to the end of the current step (a second Ctrl-C stops at once)."""
+        """Defer SIGINT/SIGTERM to the end of the current step (a second one stops at once).
+
+        The deferred signal then goes to the handler that was in place before (the
+        CLI turns SIGTERM into its own ``KeyboardInterrupt`` subclass), or raises
+        ``KeyboardInterrupt``.
+        """
         self._stop = False
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def handler(_signum, _frame):
+        def handler(signum, _frame):
             if self._stop:
-                raise KeyboardInterrupt
-            self._stop = True
+                self._raise_stop(signum)
+            self._stop = signum
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return lambda: [signal.signal(s, h) for s, h in old.items()] and None
+        self._old_handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(s, h) for s, h in self._old_handlers.items()] and None
+
+    def _raise_stop(self, signum) -> None:
+        old = getattr(self, "_old_handlers", {}).get(signum)
+        if callable(old) and old is not signal.default_int_handler:
+            old(signum, None)  # expected to raise (e.g. the CLI's SIGTERM handler)
+        raise KeyboardInterrupt
 
     def _train_step(self, batch: dict) -> dict[str, float]:
         self.opt.zero_grad(set_to_none=True)
