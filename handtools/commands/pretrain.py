@@ -47,8 +47,9 @@ def pretrain(
 
     Paper defaults (binocular paper, supplementary §1): Adam, lr 1e-5, 25 epochs,
     decay x0.1 after epochs 17 and 21, batch 32. Every view of every sample is a
-    training image. Checkpoints are written atomically each epoch and on Ctrl-C;
-    --resume continues exactly.
+    training image. Checkpoints are written atomically each epoch and on Ctrl-C or
+    SIGTERM; --resume continues exactly, or refuses a run with other settings or
+    inputs (--allow-change). --overwrite keeps the old checkpoint until the first new one.
 
     \b
     $ handtools synth --domain studio -n 2000 --out studio/ | handtools crop --center gt \\

@@ -228,3 +228,15 @@ def test_input_fingerprints_name_size_and_digest(tmp_path):
     assert fa["name"] == "a.h5" and fa["bytes"] == 3 << 20 and fa["sha256"] != fb["sha256"]
     assert fa["sha256"] == input_fingerprints([a])[0]["sha256"]
     assert len(hashlib.sha256().hexdigest()[:16]) == len(fa["sha256"])
+
+
+def test_selfsup_stereo_overwrite_keeps_the_old_run_when_the_new_one_fails(cli, trained, tmp_path):
+    ck = _place(trained, tmp_path)
+    init = tmp_path / "init.pt"
+    init.write_bytes(trained[0])
+    res = cli("selfsup-stereo", "--init", init, "--overwrite", "--out", ck, input="")  # an upstream step died
+    assert res.exit_code == 1 and "no input shards" in res.stderr
+    (tmp_path / "bad.h5").write_bytes(b"not a shard")
+    res = cli("selfsup-stereo", "--init", init, "--overwrite", "--out", ck, tmp_path / "bad.h5")
+    assert res.exit_code == 1 and "bad.h5" in res.stderr
+    assert _unchanged(ck, trained)
