@@ -46,13 +46,13 @@ _handtools_spec() {
         ;;
     "pretrain")
         _ht_cmds=""
-        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --help --lr --mano --max-steps --milestones --no-amp --no-overwrite --no-z --out --overwrite --resume --seed --workers --z -h -o"
+        _ht_opts="--allow-change --amp --backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --help --lr --mano --max-steps --milestones --no-amp --no-overwrite --no-z --out --overwrite --resume --seed --workers --z -h -o"
         _ht_vopts="--backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --lr --mano --max-steps --milestones --out --seed --workers -o"
         _ht_args="file"
         ;;
     "selfsup-stereo")
         _ht_cmds=""
-        _ht_opts="--alpha --amp --batch-size --chamfer --checkpoint-every --device --edge --epochs --gamma --help --init --laplacian --lr --mano --mask --max-steps --milestones --no-amp --no-chamfer --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
+        _ht_opts="--allow-change --alpha --amp --batch-size --chamfer --checkpoint-every --device --edge --epochs --gamma --help --init --laplacian --lr --mano --mask --max-steps --milestones --no-amp --no-chamfer --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
         _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --max-steps --milestones --out --renderer --seed --weight --workers -o"
         _ht_args="file"
         ;;

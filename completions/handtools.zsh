@@ -170,6 +170,7 @@ _handtools_pretrain() {
         '(--amp --no-amp)--amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
+        '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
@@ -211,6 +212,7 @@ _handtools_selfsup_stereo() {
         '(--amp --no-amp)--amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
+        '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \

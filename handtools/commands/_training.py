@@ -13,7 +13,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from handtools.console import progress
-from handtools.errors import OutputExistsError
+from handtools.errors import DiskFullError, InputError, OutputExistsError
 
 
 class TrainOptions:
@@ -30,6 +30,11 @@ class TrainOptions:
     ]
     Amp = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU).")]
     Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")]
+    AllowChange = Annotated[
+        bool,
+        typer.Option("--allow-change", help="With --resume: continue with changed settings (lr, schedule, loss "
+                     "weights; batch size, seed or shards at an epoch end) instead of refusing."),
+    ]
 
 
 def parse_milestones(text: str) -> tuple[int, ...]:
@@ -57,36 +62,128 @@ def train_config(epochs, batch_size, lr, milestones, gamma, seed, workers, max_s
 
 
 def checkpoint_target(out: Path, *, resume: bool, overwrite: bool) -> str:
-    """'new' or 'resume' for the checkpoint path; refuses to clobber without --overwrite."""
+    """'new' or 'resume' for the checkpoint path; refuses to clobber without --overwrite.
+
+    Nothing is deleted here: with --overwrite the old checkpoint and its log stay
+    until the new run's first checkpoint replaces them (an atomic rename), so a run
+    that fails before (empty stdin, bad option or shard, no GPU) loses nothing.
+    Temporary files a killed run left beside ``out`` are removed.
+    """
+    from handtools import durable
+    from handtools.console import log
+
     if out.exists() and out.is_dir():
         raise OutputExistsError(f"{out}: is a folder; --out takes a checkpoint file path")
+    removed, kept = durable.clean_stale_temps(out.parent if str(out.parent) else Path("."))
+    if removed:
+        log.info(f"removed {len(removed)} temporary file(s) left by a killed run in {out.parent}")
     if resume:
         if not out.exists():
             raise OutputExistsError(f"{out}: --resume given but there is no checkpoint to resume")
         return "resume"
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists (use --resume to continue it or --overwrite to start over)")
-    if out.exists():
-        out.unlink()
-    log = out.with_suffix(".log.jsonl")
-    if log.exists():
-        log.unlink()
     return "new"
 
 
-def run_training(name: str, trainer, out: Path, start: str, summary: str) -> None:
-    """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0)."""
+#: Bytes read from each end of an input shard for its digest.
+_DIGEST_BYTES = 1 << 20
+
+
+def input_fingerprints(paths: list[Path]) -> list[dict]:
+    """What identifies each input shard for --resume: file name, size in bytes, and the
+    SHA-256 of its size and its first and last MiB (cheap for any size; an HDF5 file's
+    metadata sits at both ends)."""
+    import hashlib
+
+    out = []
+    for p in paths:
+        size = p.stat().st_size
+        h = hashlib.sha256(str(size).encode())
+        with open(p, "rb") as f:
+            h.update(f.read(_DIGEST_BYTES))
+            if size > _DIGEST_BYTES:
+                f.seek(max(_DIGEST_BYTES, size - _DIGEST_BYTES))
+                h.update(f.read(_DIGEST_BYTES))
+        out.append({"name": p.name, "bytes": size, "sha256": h.hexdigest()[:16]})
+    return out
+
+
+#: How the settings compared on --resume are called on the command line.
+_SETTING_NAMES = {
+    "batch_size": "--batch-size", "lr": "--lr", "milestones": "--milestones", "gamma": "--gamma", "seed": "--seed",
+    "weight_decay": "weight decay", "grad_clip": "gradient clipping", "extra": "settings", "inputs": "input shards",
+    "train_shards": "input shards", "hand_model": "hand model (--mano)", "loss_weights": "loss weights",
+    "losses": "losses", "alpha": "--alpha", "init": "--init", "net": "network", "kind": "checkpoint kind",
+}
+
+
+def _describe(name: str, old, new) -> str:
+    label = _SETTING_NAMES.get(name, name)
+    if name == "inputs":
+        if len(old) != len(new):
+            return f"{label}: {len(old)} saved, {len(new)} given"
+        for a, b in zip(old, new):
+            if a != b:
+                what = "differs" if a.get("name") == b.get("name") else f"-> {b.get('name')}"
+                return f"{label}: {a.get('name')} ({a.get('bytes')} bytes) {what}" + (
+                    f" ({b.get('bytes')} bytes)" if a.get("bytes") != b.get("bytes") else "")
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        return f"{label}: " + ", ".join(f"{k} {_val(old.get(k))} -> {_val(new.get(k))}" for k in keys[:4])
+    return f"{label} {_val(old)} -> {_val(new)}"
+
+
+def _val(v) -> str:
+    text = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    text = text or "(none)"
+    return text if len(text) <= 50 else text[:47] + "..."
+
+
+def _resume(trainer, out: Path, allow_change: bool) -> None:
+    from handtools.console import log
+    from handtools.core.learning.trainer import RunMismatch
+
+    try:
+        trainer.resume_from(out, allow_change=allow_change)
+    except RunMismatch as exc:
+        what = "; ".join(_describe(*d) for d in exc.diffs)
+        if exc.why == "network":
+            raise InputError(f"{out}: --resume cannot continue it with a different {what}; "
+                             "start a new run (another --out, or --overwrite)") from None
+        if exc.why == "mid_epoch":
+            raise InputError(f"{out}: --resume: {what} changes the data order, and the checkpoint stopped inside an "
+                             "epoch; resume with the saved settings until an epoch ends, then change them") from None
+        raise InputError(f"{out}: --resume would continue a different run ({what}); repeat the saved settings, "
+                         "pass --allow-change to continue with the new ones, or --overwrite to start over") from None
+    for d in trainer.changes:
+        log.warning(f"--allow-change: {_describe(*d)}")
+
+
+def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_change: bool = False) -> None:
+    """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0).
+
+    A full disk while writing a checkpoint is a one-line :class:`DiskFullError`; the
+    previous checkpoint is kept.
+    """
+    from handtools import durable
     from handtools.console import log
     from handtools.io.pipes import emit_path
 
     if start == "resume":
-        trainer.resume_from(out)
+        _resume(trainer, out, allow_change)
         log.info(f"{name}: resuming {out} at epoch {trainer.epoch}, step {trainer.step_in_epoch}")
     cfg = trainer.cfg
     log.info(f"{name}: {summary}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, device {trainer.device}")
-    with progress_reporter(name, cfg.epochs) as report:
-        trainer.report = report
-        trainer.fit()
+    try:
+        with progress_reporter(name, cfg.epochs) as report:
+            trainer.report = report
+            trainer.fit()
+    except OSError as exc:
+        if durable.is_disk_full(exc):
+            raise DiskFullError(exc.strerror if str(exc.strerror).startswith("disk full") else
+                                f"disk full: cannot write {out}; the previous checkpoint, if any, is kept") from None
+        raise
     if trainer.rank == 0:
         emit_path(out)
 

@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
+from handtools.commands._training import (
+    TrainOptions, checkpoint_target, input_fingerprints, run_training, train_config,
+)
 from handtools.console import log
 from handtools.core.methods.prior.config import PAPER
 from handtools.errors import InputError
@@ -36,6 +38,7 @@ def pretrain(
     checkpoint_every: TrainOptions.CheckpointEvery = 0,
     amp: TrainOptions.Amp = True,
     resume: TrainOptions.Resume = False,
+    allow_change: TrainOptions.AllowChange = False,
     device: Device = "auto",
     mano: Mano = None,
     overwrite: Overwrite = False,
@@ -44,8 +47,9 @@ def pretrain(
 
     Paper defaults (binocular paper, supplementary §1): Adam, lr 1e-5, 25 epochs,
     decay x0.1 after epochs 17 and 21, batch 32. Every view of every sample is a
-    training image. Checkpoints are written atomically each epoch and on Ctrl-C;
-    --resume continues exactly.
+    training image. Checkpoints are written atomically each epoch and on Ctrl-C or
+    SIGTERM; --resume continues exactly, or refuses a run with other settings or
+    inputs (--allow-change). --overwrite keeps the old checkpoint until the first new one.
 
     \b
     $ handtools synth --domain studio -n 2000 --out studio/ | handtools crop --center gt \\
@@ -82,7 +86,8 @@ def pretrain(
         "hand_model": hand.identity,
         "loss_weights": loss.w,
         "train_shards": [str(p) for p in paths],
+        "inputs": input_fingerprints(paths),
     }
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     run_training("pretrain", trainer, out, start,
-                 f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}")
+                 f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}", allow_change)

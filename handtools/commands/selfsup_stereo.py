@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
+from handtools.commands._training import (
+    TrainOptions, checkpoint_target, input_fingerprints, run_training, train_config,
+)
 from handtools.console import log
 from handtools.core.methods.binocular.config import LOSS_NAMES, PAPER
 from handtools.errors import InputError
@@ -43,6 +45,7 @@ def selfsup_stereo(
     checkpoint_every: TrainOptions.CheckpointEvery = 0,
     amp: TrainOptions.Amp = True,
     resume: TrainOptions.Resume = False,
+    allow_change: TrainOptions.AllowChange = False,
     renderer: Annotated[str, typer.Option("--renderer", help="auto, nvdiffrast or torch.")] = "auto",
     device: Device = "auto",
     mano: Mano = None,
@@ -75,7 +78,7 @@ def selfsup_stereo(
     if not enabled and not z_head:
         raise typer.BadParameter("every loss is switched off", param_hint="--no-*")
     start = checkpoint_target(out, resume=resume, overwrite=overwrite)
-    init_ckpt = load_checkpoint(init)
+    init_ckpt = load_checkpoint(init, meta_keys=("kind", "net"))
     if init_ckpt["meta"].get("kind") != "prior":
         raise InputError(f"{init}: --init needs a pretrain checkpoint, got kind {init_ckpt['meta'].get('kind')!r}")
     paths = read_input_paths(inputs)
@@ -108,11 +111,12 @@ def selfsup_stereo(
         "mesh_unit": loss.mesh_unit,
         "edge_reduction": loss.edge_reduction,
         "train_shards": [str(p) for p in paths],
+        "inputs": input_fingerprints(paths),
     }
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     size = f"{data.image_size[1]}x{data.image_size[0]}"
     run_training("selfsup-stereo", trainer, out, start,
-                 f"{len(data)} pairs ({size}), losses {', '.join(enabled)}{' + z head' if z_head else ''}")
+                 f"{len(data)} pairs ({size}), losses {', '.join(enabled)}{' + z head' if z_head else ''}", allow_change)
 
 
 def _parse_weights(items: list[str], known: dict) -> dict:

@@ -8,7 +8,6 @@ import shlex
 
 import numpy as np
 import pytest
-import torch
 
 from handtools.core.learning.checkpoints import load_checkpoint
 from handtools.io.training_data import CropViewDataset

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import torch
+
+from handtools import durable
 
 #: ``format`` field of every checkpoint this package writes.
 CHECKPOINT_FORMAT = "handtools-checkpoint-1"
@@ -16,21 +18,78 @@ CHECKPOINT_FORMAT = "handtools-checkpoint-1"
 REQUIRED_KEYS = ("model", "meta")
 
 
+class _ErrorKeepingFile:
+    """A binary file whose first ``OSError`` is kept: ``torch.save`` turns a failed write
+    into an opaque ``RuntimeError`` ("enforce fail at inline_container.cc"), and the
+    caller re-raises the real cause (e.g. ``ENOSPC``) instead."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.error: Optional[OSError] = None
+
+    def write(self, data) -> int:
+        try:
+            return self.raw.write(data)
+        except OSError as exc:
+            self.error = self.error or exc
+            raise
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temp file in the target folder, then rename over ``path``."""
+    """``torch.save`` durably: a temporary file in the target folder, flushed and fsync'ed,
+    then renamed over ``path`` and the folder fsync'ed (:mod:`handtools.durable`).
+
+    A reader never sees a partial checkpoint, and ``path`` (an older checkpoint) is
+    untouched until the new one is complete. On any failure, Ctrl-C included, the
+    temporary file is removed; a process killed outright leaves a temporary file named
+    ``.NAME.tmp-HOST-PID-RANDOM`` that :func:`handtools.durable.clean_stale_temps`
+    recognises.
+
+    Raises:
+        OSError: the write failed; ``errno`` ENOSPC/EDQUOT for a full disk or quota,
+            with a one-line message naming ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp = durable.temp_path(path)
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        with os.fdopen(durable.create_exclusive(tmp), "wb") as raw:
+            f = _ErrorKeepingFile(raw)
+            try:
+                torch.save(obj, f)
+                raw.flush()
+                os.fsync(raw.fileno())
+            except RuntimeError:
+                if f.error is None:
+                    raise
+                raise f.error from None
+        durable.publish(tmp, path, overwrite=True)
+    except OSError as exc:
+        durable.remove_quietly(tmp)
+        if durable.is_disk_full(exc):
+            raise OSError(exc.errno, f"disk full: cannot write checkpoint {path}"
+                          f"{_free_note(path.parent)}; the previous checkpoint, if any, is kept") from None
+        raise
+    except BaseException:
+        durable.remove_quietly(tmp)
+        raise
 
 
-def load_checkpoint(path: Path, map_location="cpu") -> dict:
+def _free_note(folder: Path) -> str:
+    free = durable.free_bytes(folder)
+    return "" if free is None else f" ({free / 1e6:.1f} MB free)"
+
+
+def load_checkpoint(path: Path, map_location="cpu", meta_keys: Sequence[str] = ()) -> dict:
     """Load a handtools checkpoint with ``weights_only=True``.
+
+    Args:
+        path: the ``.pt`` file. map_location: as for ``torch.load``.
+        meta_keys: keys ``meta`` must hold as well (``("kind", "net")`` for a model
+            that is rebuilt from its ``meta["net"]`` configuration).
 
     Raises ValueError with one line naming the file when it is missing, unreadable,
     not a handtools checkpoint, or lacks a required key.
@@ -47,6 +106,11 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing or not isinstance(ckpt.get("meta"), dict):
         raise ValueError(f"{path}: damaged checkpoint (missing {', '.join(missing) or 'meta'})")
+    missing = [k for k in meta_keys if k not in ckpt["meta"]]
+    if missing:
+        raise ValueError(f"{path}: damaged checkpoint (meta lacks {', '.join(missing)})")
+    if "net" in meta_keys and not isinstance(ckpt["meta"]["net"], dict):
+        raise ValueError(f"{path}: damaged checkpoint (meta.net is not a configuration)")
     return ckpt
 
 

@@ -126,10 +126,14 @@ def predictor_for(ckpt: dict, hand, device: torch.device, mode: str = "auto", so
             raise ValueError(f"{source}: checkpoint kind {kind!r} has no predictor (known: {', '.join(known)})")
         modes = sorted(m for k, m in PREDICTORS if k == kind)
         raise ValueError(f"{source}: checkpoint kind {kind!r} cannot predict in {mode} mode (modes: {', '.join(modes)})")
-    return cls(ckpt, hand, device, mode=mode)
+    try:
+        return cls(ckpt, hand, device, mode=mode)
+    except KeyError as exc:  # a checkpoint whose meta lacks what its kind needs
+        raise ValueError(f"{source}: damaged checkpoint (no {exc.args[0]!r} entry)") from None
 
 
 def load_predictor_from(path: Path, hand, device: torch.device, mode: str = "auto") -> Predictor:
     """Load a checkpoint file and return its predictor (the registry must be populated:
     use :func:`handtools.core.methods.load_predictor`)."""
-    return predictor_for(load_checkpoint(path, map_location=device), hand, device, mode, source=str(path))
+    ckpt = load_checkpoint(path, map_location=device, meta_keys=("kind", "net"))
+    return predictor_for(ckpt, hand, device, mode, source=str(path))

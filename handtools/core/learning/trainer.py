@@ -3,13 +3,20 @@
 * Adam with a step schedule (``lr`` decayed by ``gamma`` after each epoch in
   ``milestones``), the papers' defaults living in each command's config.
 * Deterministic data order: epoch ``e`` visits the permutation drawn from
-  ``(seed, e)``; under DDP each rank takes every ``world``-th element of it.
-* Checkpoints (:mod:`handtools.core.learning.checkpoints`) written atomically at the end of every epoch,
-  every ``checkpoint_every`` steps, and on Ctrl-C / SIGTERM; each holds model,
-  optimizer, scheduler, RNG state, the position in the epoch and the config, so
-  ``resume=True`` continues exactly: an interrupted and resumed run ends with the
-  same weights as an uninterrupted one.
-* Metrics go to a JSON-lines log beside the checkpoint (``<out>.log.jsonl``) and to
+  ``(seed, e)``; under DDP each rank takes every ``world``-th element of it. A last
+  batch of a single sample is merged into the batch before it
+  (:func:`epoch_batches`): BatchNorm cannot train on one sample.
+* Checkpoints (:mod:`handtools.core.learning.checkpoints`) written durably (temp file,
+  fsync, rename) at the end of every epoch, every ``checkpoint_every`` steps, and on
+  Ctrl-C / SIGTERM; each holds model, optimizer, scheduler, RNG states (CPU and
+  CUDA), the position in the epoch with the epoch's running metric sums, the
+  config and ``meta``, so ``resume_from`` continues exactly: an interrupted and
+  resumed run ends with the same weights (and log) as an uninterrupted one.
+  Resuming compares the saved config and ``meta`` with the new run's and refuses
+  a different run (:class:`RunMismatch`) unless a change is explicitly allowed.
+  Under DDP the checkpoint holds rank 0's RNG state and running sums.
+* Metrics go to a JSON-lines log beside the checkpoint (``<out>.log.jsonl``, rewritten
+  atomically from the checkpoint's ``history`` after each checkpoint) and to
   a ``report`` callback (the CLI draws progress bars with it); this module never
   imports rich or typer.
 * Multi-GPU / multi-node via ``torchrun`` (DDP, rank 0 writes); mixed precision
@@ -24,6 +31,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Protocol
@@ -32,6 +40,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from handtools import durable
 from handtools.core.learning.checkpoints import CHECKPOINT_FORMAT, atomic_save, load_checkpoint
 
 @dataclass
@@ -80,15 +89,104 @@ def epoch_order(n: int, seed: int, epoch: int, rank: int = 0, world: int = 1) ->
     return perm[rank::world]
 
 
-class _Subset(torch.utils.data.Sampler):
-    def __init__(self, order: np.ndarray):
-        self.order = order
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> list[np.ndarray]:
+    """The batches (arrays of sample indices) one rank visits in one epoch, in order.
+
+    Consecutive ``batch_size`` slices of :func:`epoch_order`; a last batch of a
+    single sample is merged into the batch before it (that batch then has
+    ``batch_size + 1`` samples): a batch of one cannot train BatchNorm layers and
+    would stop the run at the last step of an epoch. Every rank has the same number
+    of samples (see :func:`epoch_order`), so under DDP every rank merges alike.
+    """
+    order = epoch_order(n, seed, epoch, rank, world)
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2:] = [np.concatenate(batches[-2:])]
+    return batches
+
+
+class _Batches(torch.utils.data.Sampler):
+    def __init__(self, batches: list[np.ndarray]):
+        self.batches = batches
 
     def __iter__(self):
-        return iter(self.order.tolist())
+        return iter([b.tolist() for b in self.batches])
 
     def __len__(self) -> int:
-        return len(self.order)
+        return len(self.batches)
+
+
+#: Settings a resumed run may change freely: they do not change what is learnt from which sample.
+FREE_SETTINGS = frozenset({"epochs", "max_steps", "checkpoint_every", "num_workers", "amp"})
+#: Settings that fix the data order: changing them mid-epoch would skip the wrong samples.
+ORDER_SETTINGS = frozenset({"batch_size", "seed", "inputs"})
+#: ``meta`` entries that can never change on resume (the weights would not fit).
+FIXED_META = frozenset({"kind", "net"})
+#: Checkpoint entries only a training run writes (needed to resume).
+RESUME_KEYS = ("optimizer", "scheduler", "epoch", "step_in_epoch", "global_step", "torch_rng", "config")
+
+
+class RunMismatch(ValueError):
+    """``resume`` was asked to continue a run with different settings.
+
+    Attributes:
+        path: the checkpoint. diffs: ``(name, saved, new)`` triples, ``name`` a
+            :class:`TrainConfig` field or a ``meta`` key. why: ``"changed"`` (allowed
+            only with ``allow_change``), ``"network"`` (never allowed) or
+            ``"mid_epoch"`` (data-order settings change only at an epoch boundary).
+    """
+
+    def __init__(self, path: Path, diffs: list[tuple[str, object, object]], why: str):
+        self.path, self.diffs, self.why = Path(path), diffs, why
+        what = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, a, b in diffs)
+        super().__init__(f"{path}: cannot resume: {what} ({why.replace('_', ' ')})")
+
+
+def _read_log(path: Path) -> list[dict]:
+    try:
+        return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain(value):
+    """Tuples as lists, recursively (how a value compares after a checkpoint round trip)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def run_differences(ckpt: dict, config: "TrainConfig", meta: dict) -> list[tuple[str, object, object]]:
+    """What a new run's ``config`` and ``meta`` change in the run saved in ``ckpt``.
+
+    Returns ``(name, saved, new)`` for every :class:`TrainConfig` field outside
+    :data:`FREE_SETTINGS` and every ``meta`` key both hold that differ. ``meta``'s
+    ``train_shards`` (paths) is not compared when both hold ``inputs`` (the shards'
+    names, sizes and digests): the same data moved to another folder is the same run.
+    """
+    diffs = []
+    saved_cfg = ckpt.get("config", {})
+    for key, new in asdict(config).items():
+        if key in FREE_SETTINGS or key not in saved_cfg:
+            continue
+        if _plain(saved_cfg[key]) != _plain(new):
+            diffs.append((key, saved_cfg[key], new))
+    saved_meta = ckpt.get("meta", {})
+    for key, new in meta.items():
+        if key not in saved_meta:
+            continue
+        if key == "train_shards" and "inputs" in meta and "inputs" in saved_meta:
+            continue
+        if _plain(saved_meta[key]) != _plain(new):
+            diffs.append((key, saved_meta[key], new))
+    return diffs
 
 
 class Trainer:
@@ -103,9 +201,13 @@ class Trainer:
         out: checkpoint path (``.pt``); the log is ``out`` with ``.log.jsonl``.
         device: torch device.
         meta: extra picklable-primitives stored in every checkpoint (command config,
-            hand model identity, ...).
+            hand model identity, input shards ...), compared on resume.
         report: ``report(event, info)`` callback for progress (``"epoch_start"``,
             ``"step"``, ``"epoch_end"``) — the CLI's progress bar.
+
+    Nothing is written before the first checkpoint: an existing checkpoint and log at
+    ``out`` stay as they are until the new run's first checkpoint replaces them
+    (each by an atomic rename), so a run that fails early destroys nothing.
     """
 
     def __init__(
@@ -148,11 +250,26 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.torch_seed = config.seed
+        self.history: list[dict] = []  # one record per finished epoch: the log's lines
+        self.changes: list[tuple[str, object, object]] = []  # settings changed by resume(allow_change=True)
+        self._reset_epoch_sums()
+        self._saved_step = 0  # global_step of the last checkpoint (0: nothing learnt yet, nothing to save)
+        self._log_lines_written: Optional[int] = None  # history length in the log on disk (None: not written)
         self._stop = False
+
+    def _reset_epoch_sums(self) -> None:
+        self._sums: dict[str, float] = {}
+        self._count = 0  # steps of this epoch so far (before an interrupt too)
+        self._samples = 0
+        self._seconds = 0.0  # time spent on this epoch before the current process took over
+        self._t0: Optional[float] = None
+
+    def _epoch_seconds(self) -> float:
+        return self._seconds + (time.perf_counter() - self._t0 if self._t0 is not None else 0.0)
 
     # -- checkpoints ------------------------------------------------------------------
     def state(self) -> dict:
-        return {
+        state = {
             "format": CHECKPOINT_FORMAT,
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -165,39 +282,107 @@ class Trainer:
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.cfg).items()},
             "meta": self.meta,
             "finished": self.epoch >= self.cfg.epochs,
+            "history": list(self.history),
+            # running sums of the epoch in progress: a mid-epoch resume logs the whole epoch's means
+            "epoch_sums": dict(self._sums),
+            "epoch_count": self._count,
+            "epoch_samples": self._samples,
+            "epoch_seconds": self._epoch_seconds(),
         }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
 
     def save(self) -> None:
+        """Write the checkpoint, then the log (rank 0), each atomically and durably.
+
+        The checkpoint first: if the process dies between the two, the log is
+        rewritten from the checkpoint's ``history`` by the next save.
+        """
         if self.rank == 0:
             atomic_save(self.state(), self.out)
+            if self._log_lines_written != len(self.history):
+                text = "".join(json.dumps(r) + "\n" for r in self.history)
+                with durable.atomic_write(self.log_path, "w", overwrite=True) as f:
+                    f.write(text)
+                self._log_lines_written = len(self.history)
+        self._saved_step = self.global_step
 
-    def resume_from(self, path: Path) -> None:
-        """Restore everything from a checkpoint written by this trainer."""
+    def resume_from(self, path: Path, allow_change: bool = False) -> None:
+        """Restore everything from a checkpoint written by this trainer.
+
+        The run must be the same: the saved configuration and ``meta`` are compared
+        with this trainer's (:func:`run_differences`). With ``allow_change`` the new
+        settings replace the saved ones (learning rate, schedule and weight decay take
+        effect from the current epoch); settings that fix the data order (batch size,
+        seed, inputs) change only at an epoch boundary, the network never.
+
+        Raises:
+            RunMismatch: the settings differ (see its ``why``).
+            ValueError: the checkpoint is unreadable or was not written by a training run.
+        """
         ckpt = load_checkpoint(path, map_location=self.device)
-        self.model.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
-        self.sched.load_state_dict(ckpt["scheduler"])
-        if "scaler" in ckpt:
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
-        self.global_step = int(ckpt["global_step"])
-        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        missing = [k for k in RESUME_KEYS if k not in ckpt]
+        if missing:
+            raise ValueError(f"{path}: cannot resume: not a training checkpoint (missing {', '.join(missing)})")
+        diffs = run_differences(ckpt, self.cfg, self.meta)
+        fixed = [d for d in diffs if d[0] in FIXED_META]
+        if fixed:
+            raise RunMismatch(path, fixed, "network")
+        if diffs and not allow_change:
+            raise RunMismatch(path, diffs, "changed")
+        order = [d for d in diffs if d[0] in ORDER_SETTINGS]
+        if order and int(ckpt["step_in_epoch"]):
+            raise RunMismatch(path, order, "mid_epoch")
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+            self.sched.load_state_dict(ckpt["scheduler"])
+            if "scaler" in ckpt:
+                self.scaler.load_state_dict(ckpt["scaler"])
+            self.epoch, self.step_in_epoch = int(ckpt["epoch"]), int(ckpt["step_in_epoch"])
+            self.global_step = int(ckpt["global_step"])
+            torch.set_rng_state(ckpt["torch_rng"].cpu())
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{path}: cannot resume: damaged training state ({first[:200]})") from None
+        cuda_rng = ckpt.get("cuda_rng")
+        if cuda_rng is not None and torch.cuda.is_available() and len(cuda_rng) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([t.cpu() for t in cuda_rng])
+        if "history" in ckpt:
+            self.history = [dict(r) for r in ckpt["history"]]
+        else:  # a checkpoint from before the history was saved: keep the log's finished epochs
+            self.history = _read_log(self.log_path)[: self.epoch]
+        self._reset_epoch_sums()
+        if self.step_in_epoch:
+            self._sums = {k: float(v) for k, v in ckpt.get("epoch_sums", {}).items()}
+            self._count = int(ckpt.get("epoch_count", 0))
+            self._samples = int(ckpt.get("epoch_samples", 0))
+            self._seconds = float(ckpt.get("epoch_seconds", 0.0))
+        self.changes = diffs
+        if diffs:
+            self._apply_schedule()
+        self._saved_step = self.global_step
 
-    def _log(self, record: dict) -> None:
-        if self.rank != 0:
-            return
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+    def _apply_schedule(self) -> None:
+        """Make the optimizer and scheduler follow ``self.cfg`` from the current epoch on."""
+        cfg = self.cfg
+        lr = cfg.lr * cfg.gamma ** sum(1 for m in cfg.milestones if m <= self.epoch)
+        self.sched.milestones = Counter(cfg.milestones)
+        self.sched.gamma = cfg.gamma
+        self.sched.base_lrs = [cfg.lr for _ in self.opt.param_groups]
+        for g in self.opt.param_groups:
+            g.update(lr=lr, initial_lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     # -- loop ---------------------------------------------------------------------------
-    def _loader(self, epoch: int) -> torch.utils.data.DataLoader:
-        order = epoch_order(len(self.dataset), self.cfg.seed, epoch, self.rank, self.world)
-        order = order[self.step_in_epoch * self.cfg.batch_size :]  # resume mid-epoch
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        """This rank's batches in ``epoch`` (:func:`epoch_batches`)."""
+        return epoch_batches(len(self.dataset), self.cfg.batch_size, self.cfg.seed, epoch, self.rank, self.world)
+
+    def _loader(self, batches: list[np.ndarray], epoch: int) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
             self.dataset,
-            batch_size=self.cfg.batch_size,
-            sampler=_Subset(order),
+            batch_sampler=_Batches(batches),
             num_workers=self.cfg.num_workers,
             collate_fn=self.collate,
             persistent_workers=False,
@@ -206,6 +391,15 @@ class Trainer:
             # or a run resumed mid-epoch would draw different random numbers.
             generator=torch.Generator().manual_seed(self.cfg.seed * 100003 + epoch),
         )
+
+    def _check_batches(self, batches: list[np.ndarray]) -> None:
+        has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+        if has_bn and any(len(b) == 1 for b in batches):
+            per_rank = sum(len(b) for b in batches)
+            raise ValueError(
+                f"batches of 1 sample cannot train this network (BatchNorm layers): batch size {self.cfg.batch_size}, "
+                f"{per_rank} sample(s) per process; use a batch size of at least 2 and at least 2 samples per process"
+            )
 
     def _to_device(self, batch):
         if isinstance(batch, dict):
@@ -226,18 +420,20 @@ class Trainer:
         """Train to ``config.epochs``; returns the last epoch's mean metrics."""
         if self.global_step == 0 and self.epoch == 0:
             torch.manual_seed(self.torch_seed)
-        steps_per_epoch = math.ceil(math.ceil(len(self.dataset) / self.world) / self.cfg.batch_size)
         last: dict = {}
         restore = self._catch_signals()
         try:
             while self.epoch < self.cfg.epochs:
-                sums: dict[str, float] = {}
-                count = 0
-                t0 = time.perf_counter()
-                self.report("epoch_start", {"epoch": self.epoch, "steps": steps_per_epoch, "done": self.step_in_epoch})
+                batches = self.batches(self.epoch)
+                self._check_batches(batches)
+                if self.step_in_epoch == 0:
+                    self._reset_epoch_sums()
+                self._t0 = time.perf_counter()
+                self.report("epoch_start", {"epoch": self.epoch, "steps": len(batches), "done": self.step_in_epoch})
                 self.net.train()
                 stopped_early = False
-                for batch in self._loader(self.epoch):
+                todo = batches[self.step_in_epoch :]  # resume mid-epoch
+                for idx, batch in zip(todo, self._loader(todo, self.epoch)):
                     if self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps:
                         stopped_early = True
                         break
@@ -245,52 +441,71 @@ class Trainer:
                     self.step_in_epoch += 1
                     self.global_step += 1
                     for k, v in metrics.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    count += 1
+                        self._sums[k] = self._sums.get(k, 0.0) + v
+                    self._count += 1
+                    self._samples += len(idx)
                     self.report("step", {"epoch": self.epoch, "step": self.step_in_epoch, "metrics": metrics})
                     if self._stop:  # Ctrl-C / SIGTERM arrived during the step: stop between steps
-                        raise KeyboardInterrupt
+                        self._raise_stop(self._stop)
                     if self.cfg.checkpoint_every and self.global_step % self.cfg.checkpoint_every == 0:
                         self.save()
                 if stopped_early:  # --max-steps inside an epoch: keep the position, resumable
-                    self.save()
+                    if self._saved_step != self.global_step:
+                        self.save()
                     break
-                last = self._reduce({k: v / max(count, 1) for k, v in sums.items()})
+                seconds = self._epoch_seconds()
+                last = self._reduce({k: v / max(self._count, 1) for k, v in self._sums.items()})
                 last.update(
-                    epoch=self.epoch, lr=self.opt.param_groups[0]["lr"], steps=count,
-                    seconds=round(time.perf_counter() - t0, 3),
-                    samples_per_s=round(count * self.cfg.batch_size * self.world / max(time.perf_counter() - t0, 1e-9), 3),
+                    epoch=self.epoch, lr=self.opt.param_groups[0]["lr"], steps=self._count,
+                    seconds=round(seconds, 3),
+                    samples_per_s=round(self._samples * self.world / max(seconds, 1e-9), 3),
                 )
                 self.sched.step()
                 self.epoch += 1
                 self.step_in_epoch = 0
-                self._log(last)
+                self._reset_epoch_sums()
+                self.history.append(last)
                 self.report("epoch_end", last)
                 self.save()
                 if self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps:
                     break
         except KeyboardInterrupt:
-            self.save()  # resume continues from the last finished step
+            # resume continues from the last finished step; a run that made no step since
+            # the last checkpoint (or none at all) writes nothing, so --overwrite keeps the old one
+            if self._saved_step != self.global_step:
+                self.save()
             raise
         finally:
+            self._t0 = None
             restore()
         if self.distributed:  # leave together: a rank that exits early breaks its peers' gloo/nccl pairs
             dist.barrier()
         return last
 
     def _catch_signals(self) -> Callable[[], None]:
-        """Defer SIGINT/SIGTERM to the end of the current step (a second Ctrl-C stops at once)."""
+        """Defer SIGINT/SIGTERM to the end of the current step (a second one stops at once).
+
+        The deferred signal then goes to the handler that was in place before (the
+        CLI turns SIGTERM into its own ``KeyboardInterrupt`` subclass), or raises
+        ``KeyboardInterrupt``.
+        """
         self._stop = False
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def handler(_signum, _frame):
+        def handler(signum, _frame):
             if self._stop:
-                raise KeyboardInterrupt
-            self._stop = True
+                self._raise_stop(signum)
+            self._stop = signum
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        return lambda: [signal.signal(s, h) for s, h in old.items()] and None
+        self._old_handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        return lambda: [signal.signal(s, h) for s, h in self._old_handlers.items()] and None
+
+    def _raise_stop(self, signum) -> None:
+        old = getattr(self, "_old_handlers", {}).get(signum)
+        if callable(old) and old is not signal.default_int_handler:
+            old(signum, None)  # expected to raise (e.g. the CLI's SIGTERM handler)
+        raise KeyboardInterrupt
 
     def _train_step(self, batch: dict) -> dict[str, float]:
         self.opt.zero_grad(set_to_none=True)

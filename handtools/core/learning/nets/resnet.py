@@ -171,6 +171,23 @@ def _first(keys: list[str], n: int = 5) -> str:
     return ", ".join(keys[:n]) + more
 
 
+def _load_tensors(source: str):
+    """``torch.load(source, weights_only=True)`` with one-line errors: torch's own message
+    for a file holding anything but tensors advises ``weights_only=False`` (running the
+    file's code), which must never be passed on."""
+    if not os.path.isfile(source):
+        raise ValueError(f"{source}: no such weights file")
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError ...
+        if isinstance(exc, OSError) and not isinstance(exc, EOFError):
+            raise ValueError(f"{source}: cannot read ({exc.strerror or type(exc).__name__})") from None
+        hint = ""
+        if type(exc).__name__ == "UnpicklingError" and "GLOBAL" in str(exc):
+            hint = "; it holds Python objects besides tensors (save only the state dict: torch.save(model.state_dict(), f))"
+        raise ValueError(f"{source}: not a file of tensors torch can load safely{hint}") from None
+
+
 def load_backbone_weights(
     model: nn.Module, weights: str | os.PathLike | Mapping[str, torch.Tensor]
 ) -> ResNetEncoder:
@@ -198,7 +215,7 @@ def load_backbone_weights(
         source = "state dict"
     else:
         source = os.fspath(weights)
-        state = torch.load(source, map_location="cpu", weights_only=True)
+        state = _load_tensors(source)
         if not isinstance(state, Mapping):
             raise ValueError(f"{source}: expected a state dict (mapping of names to tensors), got {type(state).__name__}")
         state = dict(state)
