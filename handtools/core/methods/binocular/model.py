@@ -26,7 +26,7 @@ def stereo_net_from_prior(ckpt: dict, J_regressor, z_head: bool):
     if z_head and not ckpt["meta"]["net"].get("with_z", True):
         raise ValueError("--z-head needs an --init prior trained with a z head (pretrain --z)")
     net = build_prior(cfg, J_regressor=J_regressor)
-    state = {k: v for k, v in ckpt["model"].items() if z_head or ".conv_z_" not in k}
+    state = {k: v for k, v in ckpt["model"].items() if z_head or (".conv_z_" not in k and ".prior_z" not in k)}
     net.load_state_dict(state, strict=True)
     return net
 
