@@ -76,16 +76,28 @@ def demo(
     console.print(f"[bold]handtools demo[/] ({preset} preset) -> {out}")
     run.step("synth studio (labelled)", "synth", out=out / "studio/frames", num=p.studio, views=1, domain="studio",
              image_size=p.frame, focal=p.focal, seed=seed)
-    run.step("crop studio", "crop", inputs=run.last, out=out / "studio/crops", **ckw)
+    run.step("crop studio (labelled: windows from the projected ground-truth joints)", "crop", inputs=run.last,
+             out=out / "studio/crops", **ckw)
     run.step("synth indoor stereo (unlabelled for training)", "synth", out=out / "indoor/train-frames",
              num=p.indoor_train, views=2, domain="indoor", image_size=p.frame, focal=p.focal, seed=seed + 1)
-    run.step("crop indoor", "crop", inputs=run.last, out=out / "indoor/train-crops", **ckw)
-    run.step("skin masks", "mask", inputs=run.last, out=out / "indoor/train", method="skin")
+    # Label-free from here on: the crop windows and masks come from the images alone (MediaPipe
+    # keypoints replace synth's projected ground truth; pairs where it misses a hand are dropped).
+    run.step("detect hands (MediaPipe) in the indoor pairs", "detect", inputs=run.last, out=out / "indoor/train-det")
+    run.step("crop indoor around the detections", "crop", inputs=run.last, out=out / "indoor/train-crops",
+             size=p.crop, center="bbox")
+    run.step("skin masks refined by the detected keypoints", "mask", inputs=run.last, out=out / "indoor/train",
+             method="skin")
     train = run.last
     run.step("synth indoor stereo (held-out test)", "synth", out=out / "indoor/test-frames", num=p.indoor_test,
              views=2, domain="indoor", image_size=p.frame, focal=p.focal, seed=seed + 2)
-    run.step("crop indoor test", "crop", inputs=run.last, out=out / "indoor/test", **ckw)
+    run.step("detect hands (MediaPipe) in the test pairs", "detect", inputs=run.last, out=out / "indoor/test-det")
+    run.step("crop indoor test around the detections", "crop", inputs=run.last, out=out / "indoor/test",
+             size=p.crop, center="bbox")
     test = run.last
+    log.info("demo: ground truth used for training: the studio set's meshes (pretrain labels) and its projected "
+             "joints (studio crop windows). The indoor pairs selfsup-stereo reads are cropped from MediaPipe "
+             "detections and masked by skin colour + detected keypoints: no indoor label is read for training; "
+             "the indoor ground truth is used only to evaluate.")
     prior, adapted = out / "prior.pt", out / "adapted.pt"
     run.step("pretrain prior on studio", "pretrain", inputs=[str(x) for x in _crops(out / "studio/crops")], out=prior,
              encoder=p.encoder, epochs=p.prior_epochs, lr=p.prior_lr, milestones="", batch_size=p.prior_batch, seed=seed,

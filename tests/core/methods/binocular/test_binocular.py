@@ -25,10 +25,11 @@ from handtools.core.methods.binocular import (
     stereo_meshes,
     stereo_net_from_prior,
 )
+from handtools.core.geometry.cameras import project
+from handtools.core.methods.binocular.model import DEPTH_HALF_RANGE, stereo_depths
 
 LOSS_WEIGHTS = PAPER.loss_weights
 MESH_UNIT = PAPER.mesh_unit
-from handtools.core.geometry.stereo import verts_from_disparity
 
 SIZE = 64
 ALL = LOSS_NAMES
@@ -155,16 +156,60 @@ def test_edge_term_zero_for_pseudo_shape(hand, pairs, pseudo):
     assert float(edge_term(moved * MESH_UNIT, pseudo["left"] * MESH_UNIT, topo_faces)) > 0
 
 
-def test_stereo_meshes_binocular_matches_disparity(hand, pairs):
+def _projected_pair(pairs):
     b = _batch(pairs[0])
-    uv_l = torch.rand(2, 778, 2) * SIZE
-    uv_r = uv_l - torch.tensor([3.0, 0.0])
+    gt = pairs[1]  # (2, 778, 3) left camera
+    uv_l = project(gt, b["K_l"])
+    uv_r = project(gt - torch.tensor([0.06, 0.0, 0.0]), b["K_r"])
+    return b, gt, uv_l, uv_r
+
+
+def test_stereo_meshes_recover_a_consistent_pair_exactly(hand, pairs):
+    """Pixels of the true mesh in both crops: the bounded parameterisation is eq. 1 exactly."""
+    b, gt, uv_l, uv_r = _projected_pair(pairs)
     vl, vr, z = stereo_meshes({"uv": uv_l}, {"uv": uv_r}, b["K_l"], b["K_r"], b["baseline"], hand.joint_regressor)
-    el, er = verts_from_disparity(uv_l, uv_r, b["K_l"], b["K_r"], b["baseline"])
-    assert torch.allclose(vl, el) and torch.allclose(vr, er) and torch.allclose(z, el[..., 2])
+    torch.testing.assert_close(vl, gt, atol=2e-5, rtol=0)
+    torch.testing.assert_close(vr, gt - torch.tensor([0.06, 0.0, 0.0]), atol=2e-5, rtol=0)
+    torch.testing.assert_close(z, gt[..., 2], atol=2e-5, rtol=0)
 
 
-def test_binocular_predictor_equals_disparity_of_branches(prior_ckpt, hand, pairs):
+def test_stereo_depth_stays_bounded_when_disparities_vanish_or_cross(hand, pairs):
+    """Vertices with zero or crossed disparity stay within the bound (eq. 1 would put them
+    ~100 m away or clamp them far behind the hand); the rest keep their exact depth."""
+    b, gt, uv_l, uv_r = _projected_pair(pairs)
+    bad = torch.arange(0, 778, 7)
+    uv_r = uv_r.clone()
+    uv_r[:, bad, 0] = uv_l[:, bad, 0] + b["K_r"][:, None, 0, 2] - b["K_l"][:, None, 0, 2]  # zero disparity
+    uv_r[:, bad[::2], 0] += 5.0  # crossed
+    vl, _, z = stereo_meshes({"uv": uv_l}, {"uv": uv_r}, b["K_l"], b["K_r"], b["baseline"], hand.joint_regressor)
+    _, z_ref = stereo_depths(uv_l, uv_r, b["K_l"], b["K_r"], b["baseline"])
+    assert torch.isfinite(vl).all()
+    frac = (DEPTH_HALF_RANGE / (z_ref + DEPTH_HALF_RANGE))[:, None]  # (B, 1)
+    assert (z <= (z_ref[:, None] + DEPTH_HALF_RANGE) * 1.001).all()
+    assert (z >= z_ref[:, None] / (1 + frac) * 0.999).all()
+    assert (z - gt[..., 2]).abs().max() < 0.2  # eq. 1: tens of metres
+    good = torch.ones(778, dtype=torch.bool)
+    good[bad] = False
+    assert (z_ref - gt[:, good, 2].mean(1)).abs().max() < 0.03  # the outliers barely move the hand's depth
+    # gradients reach every vertex's pixels, finite
+    uv_l = uv_l.clone().requires_grad_()
+    zz, _ = stereo_depths(uv_l, uv_r, b["K_l"], b["K_r"], b["baseline"])
+    zz.sum().backward()
+    assert torch.isfinite(uv_l.grad).all() and (uv_l.grad[:, good, 0] != 0).all()
+
+
+def test_stereo_meshes_with_z_head_place_its_shape_at_the_mean_disparity(hand, pairs):
+    b, gt, uv_l, uv_r = _projected_pair(pairs)
+    z_rel = gt[..., 2] - gt[:, :1, 2] + 0.3  # any offset: only the shape counts
+    noisy_r = uv_r + torch.randn(uv_r.shape, generator=torch.Generator().manual_seed(0))  # 1 px noise
+    vl, _, _ = stereo_meshes({"uv": uv_l, "z": z_rel}, {"uv": noisy_r, "z": z_rel}, b["K_l"], b["K_r"],
+                             b["baseline"], hand.joint_regressor)
+    shape = vl[..., 2] - vl[..., 2].mean(1, keepdim=True)
+    torch.testing.assert_close(shape, gt[..., 2] - gt[..., 2].mean(1, keepdim=True), atol=1e-5, rtol=0)
+    assert (vl[..., 2].mean(1) - gt[..., 2].mean(1)).abs().max() < 0.01  # the noise averages out
+
+
+def test_binocular_predictor_equals_stereo_meshes_of_branches(prior_ckpt, hand, pairs):
     items = pairs[0]
     pred = StereoPredictor(prior_ckpt, hand, torch.device("cpu"), mode="binocular")
     imgs = np.stack([np.stack([(it["image_l"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
@@ -175,9 +220,9 @@ def test_binocular_predictor_equals_disparity_of_branches(prior_ckpt, hand, pair
     out = pred.predict({"images": imgs, "K": K, "baseline": base})
     with torch.no_grad():
         x = torch.from_numpy(imgs).permute(0, 1, 4, 2, 3).float() / 255.0
-        uv_l, uv_r = pred.net(x[:, 0])["uv"], pred.net(x[:, 1])["uv"]
-        el, _ = verts_from_disparity(uv_l, uv_r, torch.from_numpy(K[:, 0]), torch.from_numpy(K[:, 1]),
-                                     torch.from_numpy(base))
+        ol, orr = pred.net(x[:, 0]), pred.net(x[:, 1])
+        el, _, _ = stereo_meshes(ol, orr, torch.from_numpy(K[:, 0]), torch.from_numpy(K[:, 1]),
+                                 torch.from_numpy(base), hand.joint_regressor)
     assert out["pred/verts3d"].shape == (2, 778, 3)
     np.testing.assert_allclose(out["pred/verts3d"], el.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["pred/joints3d"], regress_joints21(el, hand.joint_regressor).numpy(),
