@@ -52,8 +52,8 @@ _handtools_spec() {
         ;;
     "selfsup-stereo")
         _ht_cmds=""
-        _ht_opts="--alpha --amp --batch-size --chamfer --checkpoint-every --device --edge --epochs --gamma --help --init --laplacian --lr --mano --mask --max-steps --milestones --no-amp --no-chamfer --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
-        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --max-steps --milestones --out --renderer --seed --weight --workers -o"
+        _ht_opts="--alpha --amp --batch-size --chamfer --checkpoint-every --depth --device --edge --epochs --gamma --gt-keypoints --help --init --laplacian --lr --mano --mask --masks --max-steps --milestones --no-amp --no-chamfer --no-depth --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
+        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --masks --max-steps --milestones --out --renderer --seed --weight --workers -o"
         _ht_args="file"
         ;;
     "predict")
@@ -166,6 +166,7 @@ _handtools_value() {
     "pretrain|--mano") _handtools_file ;;
     "selfsup-stereo|--init") _handtools_file ;;
     "selfsup-stereo|--out" | "selfsup-stereo|-o") _handtools_file ;;
+    "selfsup-stereo|--masks") _handtools_words "auto shard skin" ;;
     "selfsup-stereo|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-stereo|--mano") _handtools_file ;;
     "predict|--checkpoint" | "predict|-c") _handtools_file ;;

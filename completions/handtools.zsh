@@ -197,6 +197,8 @@ _handtools_selfsup_stereo() {
         '(--chamfer --no-chamfer)--no-chamfer[Chamfer loss (eq. 8).]' \
         '(--normal --no-normal)--normal[Normal consistency loss (eq. 9).]' \
         '(--normal --no-normal)--no-normal[Normal consistency loss (eq. 9).]' \
+        '(--depth --no-depth)--depth[With --z-head\: z head vs disparity depth (our addition).]' \
+        '(--depth --no-depth)--no-depth[With --z-head\: z head vs disparity depth (our addition).]' \
         '*--weight=[Override a loss weight (repeatable).]:weight: ' \
         '(--alpha)--alpha=[SSIM weight in the photo loss.]:alpha: ' \
         '(--epochs)--epochs=[Training epochs.]:epochs: ' \
@@ -211,6 +213,8 @@ _handtools_selfsup_stereo() {
         '(--amp --no-amp)--amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
+        '(--masks)--masks=[Hand masks\: the shard'\''s from handtools mask (auto; else computed as mask --method skin would), the shard'\''s whatever made them, or always computed.]:masks:(auto shard skin)' \
+        '(--gt-keypoints)--gt-keypoints[Allow masks bounded by ground-truth keypoints2d (synth'\''s or a dataset'\''s) when no detect keypoints exist; named in the log.]' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
