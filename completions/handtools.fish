@@ -29,6 +29,7 @@ complete -c handtools -n '__fish_seen_subcommand_from demo' -s o -l out -r -F -d
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l preset -x -d 'default (minutes on a CPU) or quick (seconds).'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l seed -x -d 'Seed for data and training.'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l device -x -a 'auto cpu cuda' -d 'Torch device.'
+complete -c handtools -n '__fish_seen_subcommand_from demo' -l threads -x -d 'torch CPU threads (fixed, so runs repeat).'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l overwrite -d 'Replace an earlier demo in --out.'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l no-overwrite -d 'Replace an earlier demo in --out.'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -s h -l help -d 'Show this message and exit.'

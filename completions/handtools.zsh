@@ -63,6 +63,7 @@ _handtools_demo() {
         '(--preset)--preset=[default (minutes on a CPU) or quick (seconds).]:preset: ' \
         '(--seed)--seed=[Seed for data and training.]:seed: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
+        '(--threads)--threads=[torch CPU threads (fixed, so runs repeat).]:threads: ' \
         '(--overwrite --no-overwrite)--overwrite[Replace an earlier demo in --out.]' \
         '(--overwrite --no-overwrite)--no-overwrite[Replace an earlier demo in --out.]' \
         '(- *)-h[Show this message and exit.]' \

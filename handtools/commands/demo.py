@@ -36,7 +36,7 @@ class DemoPreset:
 PRESETS = {
     # minutes on a laptop CPU
     "default": DemoPreset(studio=2000, indoor_train=200, indoor_test=50, frame="320x240", focal=411.4, crop=64,
-                          encoder="resnet18", prior_batch=16, prior_epochs=3, prior_lr=1e-3, adapt_epochs=4,
+                          encoder="resnet18", prior_batch=16, prior_epochs=3, prior_lr=1e-3, adapt_epochs=8,
                           adapt_lr=1e-4),
     # seconds: for tests and smoke checks
     "quick": DemoPreset(studio=24, indoor_train=8, indoor_test=4, frame="160x120", focal=205.7, crop=64,
@@ -50,6 +50,7 @@ def demo(
     preset: Annotated[str, typer.Option("--preset", help="default (minutes on a CPU) or quick (seconds).")] = "default",
     seed: Annotated[int, typer.Option("--seed", help="Seed for data and training.")] = 0,
     device: Device = "auto",
+    threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (fixed, so runs repeat).")] = 2,
     overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="Replace an earlier demo in --out.")] = False,
 ) -> None:
     """Run the whole pipeline on synthetic data and show before/after errors.
@@ -68,6 +69,9 @@ def demo(
     p = PRESETS[preset]
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out}: exists and is not empty (use --overwrite to replace the demo there)")
+    import torch
+
+    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     run = _Runner(out, overwrite=True)
@@ -105,8 +109,10 @@ def demo(
     run.step("predict before (test directly, binocular)", "predict", inputs=test, checkpoint=prior,
              out=out / "pred-before", mode="binocular", device=device)
     before = run.evaluate(run.last, out / "metrics-before.json")
+    # --z-head: the prior's root-relative depth gives each vertex's bounded offset around the
+    # stereo (mean-disparity) depth; the paper's u, v-only model is bench_demo_ablation's "u, v only" row
     run.step("selfsup-stereo on unlabelled indoor pairs", "selfsup-stereo", inputs=train, init=prior, out=adapted,
-             epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, device=device)
+             epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, z_head=True, device=device)
     run.step("predict after", "predict", inputs=test, checkpoint=adapted, out=out / "pred-after", device=device)
     after = run.evaluate(run.last, out / "metrics-after.json")
     picture = _before_after(out, out / "pred-before", out / "pred-after", device)
