@@ -32,18 +32,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run_all import machine_info  # noqa: E402
 
+# Every run adapts as the demo does (--z-head: bounded per-vertex offsets from the z head);
+# "u, v only" is the paper's binocular model (per-vertex disparity, bounded).
 RUNS = {
-    "full (paper)": [],
+    "full (paper losses)": [],
     "no photo": ["--no-photo"],
     "no edge": ["--no-edge"],
+    # control: zero loss, so only BatchNorm's running statistics adapt to the indoor images
+    "BatchNorm statistics only": ["--no-edge", "--no-laplacian", "--no-mask", "--no-chamfer", "--no-normal",
+                                  "--no-depth", "--weight", "photo=0"],
+    "oracle (3D labels)": None,  # supervised fine-tuning, see oracle()
     "no laplacian": ["--no-laplacian"],
     "no mask": ["--no-mask"],
     "no chamfer": ["--no-chamfer"],
     "no normal": ["--no-normal"],
-    # control: zero loss, so only BatchNorm's running statistics adapt to the indoor images
-    "BatchNorm statistics only": ["--no-edge", "--no-laplacian", "--no-mask", "--no-chamfer", "--no-normal",
-                                  "--weight", "photo=0"],
-    "oracle (3D labels)": None,  # supervised fine-tuning, see oracle()
+    "u, v only (no z head)": ["--no-z-head"],
 }
 KEYS = (("mpjpe_mm", "abs MPJPE"), ("rr_mpjpe_mm", "rr MPJPE"), ("pa_mpjpe_mm", "PA-MPJPE"), ("pck_auc", "PCK AUC"))
 
@@ -113,7 +116,7 @@ def mediapipe_peer(test_frames: list[Path]) -> dict | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("demo-bench"), help="demo folder (made if missing)")
-    ap.add_argument("--epochs", type=int, default=4, help="selfsup-stereo epochs (the demo's)")
+    ap.add_argument("--epochs", type=int, default=8, help="selfsup-stereo epochs (the demo's)")
     ap.add_argument("--lr", type=float, default=1e-4, help="selfsup-stereo lr (the demo's)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="adaptation seeds")
     ap.add_argument("--only", nargs="*", help="run names to run (default: all)")
@@ -139,9 +142,13 @@ def main() -> None:
             if flags is None:
                 oracle(w / "prior.pt", train, ck, args.epochs, args.lr, seed)
                 mode = ["--mode", "binocular"]
+            elif not flags and seed == 0 and args.epochs == 8 and args.lr == 1e-4 and (w / "adapted.pt").exists():
+                ck, mode = w / "adapted.pt", []  # the demo's own adaptation (same settings, seed 0)
             else:
+                z = [] if "--no-z-head" in flags else ["--z-head"]
                 ht("selfsup-stereo", "--init", w / "prior.pt", *train, "--epochs", args.epochs, "--lr", args.lr,
-                   "--milestones", "", "--seed", seed, *flags, "--out", ck, "--overwrite")
+                   "--milestones", "", "--seed", seed, *z, *[f for f in flags if f != "--no-z-head"],
+                   "--out", ck, "--overwrite")
                 mode = []
             pred = w / "ablation" / f"pred-{tag}-s{seed}"
             ht("predict", "-c", ck, *mode, "--out", pred, "--overwrite", *test)
@@ -149,23 +156,29 @@ def main() -> None:
             print(f"  {name} seed {seed}: " + ", ".join(f"{k} {runs[-1][k]:.3f}" for k, _ in KEYS),
                   file=sys.stderr, flush=True)
         rows.append((name, runs))
+        table(rows, None, sys.stderr)  # so far, in case the run is cut short
     peer = None if args.no_peer else mediapipe_peer(sorted((w / "indoor" / "test-det").glob("*.h5")))
     print(machine_info())
     print(f"held-out indoor stereo pairs: {rows[0][1][0]['num_samples']} (crops from MediaPipe detections); "
           f"selfsup-stereo {args.epochs} epochs, lr {args.lr:g}; seeds {' '.join(map(str, args.seeds))} "
-          f"(mean ± std over seeds); OMP_NUM_THREADS={torch_threads}")
-    print(f"{'run':<34}" + "".join(f"{label + (' (mm)' if k != 'pck_auc' else ''):>20}" for k, label in KEYS))
+          f"(mean ± std over seeds, population std); OMP_NUM_THREADS={torch_threads}")
+    table(rows, peer, sys.stdout)
+    print(f"wall time {time.perf_counter() - t0:.0f} s")
+
+
+def table(rows, peer, file) -> None:
+    print(f"{'run':<34}" + "".join(f"{label + (' (mm)' if k != 'pck_auc' else ''):>20}" for k, label in KEYS)
+          + "   seeds", file=file)
     for name, runs in rows:
         cells = []
         for k, _ in KEYS:
             v = np.array([r[k] for r in runs])
             fmt = ".3f" if k == "pck_auc" else ".1f"
             cells.append(f"{v.mean():{fmt}} ± {v.std():{fmt}}" if len(v) > 1 else f"{v.mean():{fmt}}")
-        print(f"{name:<34}" + "".join(f"{c:>20}" for c in cells))
+        print(f"{name:<34}" + "".join(f"{c:>20}" for c in cells) + f"   {len(runs)}", file=file)
     if peer is not None:
         print(f"{'MediaPipe world landmarks':<34}{'-':>20}{peer['rr_mpjpe_mm']:>20.1f}{peer['pa_mpjpe_mm']:>20.1f}"
-              f"{'-':>20}   ({peer['num_samples']} left frames it found)")
-    print(f"wall time {time.perf_counter() - t0:.0f} s")
+              f"{'-':>20}   ({peer['num_samples']} left frames it found)", file=file, flush=True)
 
 
 if __name__ == "__main__":
