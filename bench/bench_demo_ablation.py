@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4, help="selfsup-stereo lr (the demo's)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="adaptation seeds")
     ap.add_argument("--only", nargs="*", help="run names to run (default: all)")
+    ap.add_argument("--one-seed", nargs="*", default=[], help="run names to run with the first seed only")
     ap.add_argument("--no-peer", action="store_true", help="skip MediaPipe's world landmarks")
     args = ap.parse_args()
     torch_threads = os.environ.get("OMP_NUM_THREADS", "default")
@@ -137,8 +138,12 @@ def main() -> None:
             continue
         tag = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
         runs = []
-        for seed in args.seeds:
+        for seed in args.seeds[:1] if name in args.one_seed else args.seeds:
             ck = w / "ablation" / f"{tag}-s{seed}.pt"
+            pred = w / "ablation" / f"pred-{tag}-s{seed}"
+            if ck.exists() and sorted(pred.glob("*.h5")):  # done by an earlier (interrupted) run
+                runs.append(json.loads(ht("evaluate", *sorted(pred.glob("*.h5")))))
+                continue
             if flags is None:
                 oracle(w / "prior.pt", train, ck, args.epochs, args.lr, seed)
                 mode = ["--mode", "binocular"]
@@ -150,7 +155,6 @@ def main() -> None:
                    "--milestones", "", "--seed", seed, *z, *[f for f in flags if f != "--no-z-head"],
                    "--out", ck, "--overwrite")
                 mode = []
-            pred = w / "ablation" / f"pred-{tag}-s{seed}"
             ht("predict", "-c", ck, *mode, "--out", pred, "--overwrite", *test)
             runs.append(json.loads(ht("evaluate", *sorted(pred.glob("*.h5")))))
             print(f"  {name} seed {seed}: " + ", ".join(f"{k} {runs[-1][k]:.3f}" for k, _ in KEYS),

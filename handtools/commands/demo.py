@@ -117,7 +117,8 @@ def demo(
     after = run.evaluate(run.last, out / "metrics-after.json")
     picture = _before_after(out, out / "pred-before", out / "pred-after", device)
 
-    console.print(f"\n[bold]Indoor held-out stereo pairs ({p.indoor_test}), mean joint error[/]")
+    console.print(f"\n[bold]Indoor held-out stereo pairs ({before['num_samples']} of {p.indoor_test} synthesised: "
+                  "MediaPipe found the hand in both views), mean joint error[/]")
     for name, key in (("absolute 3D (mm)", "mpjpe_mm"), ("root-relative (mm)", "rr_mpjpe_mm"),
                       ("Procrustes-aligned (mm)", "pa_mpjpe_mm"), ("PCK AUC 0-50 mm", "pck_auc")):
         console.print(f"  {name:<26} before {before[key]:8.2f}   after {after[key]:8.2f}")
