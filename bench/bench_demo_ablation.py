@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's handtools (oracle, peer)
 from run_all import machine_info  # noqa: E402
 
 # Every run adapts as the demo does (--z-head: bounded per-vertex offsets from the z head);
@@ -85,7 +86,7 @@ def oracle(prior: Path, train: list[Path], out: Path, epochs: int, lr: float, se
             loss.backward()
             opt.step()
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": net.state_dict(), "meta": dict(ck["meta"], oracle=True)}, out)
+    torch.save(dict(ck, model=net.state_dict(), meta=dict(ck["meta"], oracle=True)), out)
 
 
 def mediapipe_peer(test_frames: list[Path]) -> dict | None:
