@@ -76,6 +76,9 @@ def pretrain(
     cfg = train_config(epochs, batch_size, lr, milestones, gamma, seed, workers, max_steps, checkpoint_every, amp)
     torch.manual_seed(seed)
     net = HandPriorNet(encoder, (h, w), with_z=with_z, J_regressor=hand.joint_regressor)
+    if start == "new":  # start from the training set's mean hand (docs/prior.md), not a collapsed mesh
+        net.init_mean(*_mean_hand(data))
+        log.info("pretrain: heads start at the training set's mean hand (ground-truth meshes of the labelled set)")
     if backbone_weights is not None:
         load_backbone_weights(net, backbone_weights)
         log.info(f"pretrain: encoder initialised from {backbone_weights}")
@@ -91,3 +94,25 @@ def pretrain(
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     run_training("pretrain", trainer, out, start,
                  f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}", allow_change)
+
+
+def _mean_hand(data):
+    """The labelled set's mean projected mesh (uv (778, 2) crop px, z (778,) m root-relative)."""
+    import numpy as np
+    import torch
+
+    from handtools.core.methods.prior.loss import mean_uvz
+    from handtools.io.shards import ShardReader
+
+    verts, joints, Ks = [], [], []
+    for p in data.base.paths:
+        with ShardReader(p) as r:
+            v3, j3, K = r.read("verts3d"), r.read("joints3d"), r.read("K")  # (N, 778, 3), (N, 21, 3), (N, V, 3, 3)
+            T = r.read("T_view") if "T_view" in r else np.broadcast_to(np.eye(4, dtype=np.float32), K.shape[:2] + (4, 4))
+        for v in data.views:
+            R, t = T[:, v, :3, :3], T[:, v, None, :3, 3]
+            verts.append(np.einsum("nij,nvj->nvi", R, v3) + t)
+            joints.append(np.einsum("nij,nvj->nvi", R, j3) + t)
+            Ks.append(K[:, v])
+    cat = lambda xs: torch.from_numpy(np.concatenate(xs).astype(np.float32))  # noqa: E731
+    return mean_uvz(cat(verts), cat(joints), cat(Ks))

@@ -33,6 +33,14 @@ def setup(tmp_path_factory):
                  root / "fi", "--seed", "2")
     crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "ci", *frames)
     masked = run("mask", "--out", root / "mi", *crops)
+    # the indoor frames as `detect` would leave them (keypoints/boxes relabelled as a detector's:
+    # what selfsup-stereo checks is the shard's history), for the label-free pipe
+    from handtools.io.shards import ShardReader, ShardWriter, history_entry
+
+    with ShardReader(frames[0]) as src, ShardWriter(root / "fd", kind="frames", num_views=2, producer="tests",
+                                                    history=list(src.history) + [history_entry("handtools detect")],
+                                                    name=lambda k: "det.h5") as w:
+        w.append(copy_from=src)
     return root, masked
 
 
@@ -66,6 +74,7 @@ def test_ablation_switches_and_z_head(cli, setup, tmp_path):
     res = cli("selfsup-stereo", "--init", root / "prior.pt", "--z-head", "--max-steps", "1", "--out", out, *masked)
     assert res.exit_code == 0, res.stderr
     assert load_checkpoint(out)["meta"]["net"]["with_z"]
+    assert load_checkpoint(out)["meta"]["losses"][-1] == "depth"  # our monocular term, on by default
     res = cli("predict", "-c", out, "--mode", "monocular", "--out", tmp_path / "pm", *masked)
     assert res.exit_code == 0, res.stderr
 
@@ -94,7 +103,13 @@ def test_needs_stereo_masks_and_a_prior(cli, setup, tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+def _flat(text: str) -> str:
+    """Log text with the console's line wrapping undone."""
+    return " ".join(text.split())
+
+
 def test_real_pipe_crop_mask_selfsup(setup, tmp_path):
+    """With `| mask |` the shard's masks are used; the ground truth this pipe used is named."""
     root, _ = setup
     h = handtools_cmd()
     p = run_shell(
@@ -103,6 +118,71 @@ def test_real_pipe_crop_mask_selfsup(setup, tmp_path):
         check=True,
     )
     assert p.stdout.strip() == f"{tmp_path}/a.pt"
+    err = _flat(p.stderr)
+    assert "the shard's masks (handtools mask --method skin" in err
+    assert "GROUND TRUTH used" in err and "crop --center gt" in err
+    assert "bounded by synth's ground-truth keypoints2d" in err
+    assert load_checkpoint(tmp_path / "a.pt")["meta"]["ground_truth_used"]
+
+
+def test_real_pipe_detect_crop_selfsup_computes_masks_on_the_fly(setup, tmp_path):
+    """`detect | crop | selfsup-stereo`: no masks in the shard; computed as mask would, said in the log."""
+    root, _ = setup
+    h = handtools_cmd()
+    p = run_shell(
+        f"ls {root}/fd/det.h5 | {h} crop --size 64 --out {tmp_path}/c"
+        f" | {h} selfsup-stereo --init {root}/prior.pt --max-steps 1 --out {tmp_path}/a.pt",
+        check=True,
+    )
+    assert p.stdout.strip() == f"{tmp_path}/a.pt"
+    err = _flat(p.stderr)
+    assert "computed on the fly as handtools mask --method skin would" in err
+    assert "ground truth used: none" in err and "GROUND TRUTH" not in err
+    meta = load_checkpoint(tmp_path / "a.pt")["meta"]
+    assert meta["ground_truth_used"] == [] and "on the fly" in meta["masks"][0]
+
+
+def test_ground_truth_keypoints_are_refused_unless_asked(cli, setup, tmp_path):
+    """synth | crop (no detect, no mask): on-the-fly masks would need synth's keypoints."""
+    root, _ = setup
+    crops = sorted(str(p) for p in (root / "ci").glob("*.h5"))
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--max-steps", "1", "--out", tmp_path / "a.pt", *crops)
+    assert res.exit_code == 1 and "--gt-keypoints" in _flat(res.stderr) and "detect" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "a.pt").exists()
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--max-steps", "1", "--gt-keypoints",
+              "--out", tmp_path / "a.pt", *crops)
+    assert res.exit_code == 0, res.stderr
+    assert "GROUND TRUTH used" in _flat(res.stderr) and "ground-truth keypoints2d" in _flat(res.stderr)
+
+
+def test_prior_without_z_head_is_refused_for_the_edge_loss(cli, setup, tmp_path):
+    import torch
+
+    from handtools.core.learning.checkpoints import atomic_save
+
+    root, masked = setup
+    ck = load_checkpoint(root / "prior.pt")
+    ck["meta"]["net"] = dict(ck["meta"]["net"], with_z=False)
+    ck["model"] = {k: v for k, v in ck["model"].items() if ".conv_z_" not in k}
+    atomic_save(ck, tmp_path / "noz.pt")
+    res = cli("selfsup-stereo", "--init", tmp_path / "noz.pt", "--max-steps", "1", "--out", tmp_path / "a.pt",
+              *masked)
+    assert res.exit_code == 1 and "no z head" in _flat(res.stderr) and "--no-edge" in _flat(res.stderr)
+    res = cli("selfsup-stereo", "--init", tmp_path / "noz.pt", "--max-steps", "1", "--no-edge",
+              "--out", tmp_path / "a.pt", *masked)
+    assert res.exit_code == 0, res.stderr
+    assert "pseudo labels" not in res.stderr and isinstance(torch.load(tmp_path / "a.pt", weights_only=True), dict)
+
+
+def test_depth_term_switch(cli, setup, tmp_path):
+    root, masked = setup
+    res = cli("selfsup-stereo", "--init", root / "prior.pt", "--z-head", "--no-depth", "--max-steps", "1",
+              "--out", tmp_path / "m.pt", *masked)
+    assert res.exit_code == 0, res.stderr
+    meta = load_checkpoint(tmp_path / "m.pt")["meta"]
+    assert "depth" not in meta["losses"] and meta["depth_unit"] == 100.0
+    log = json.loads((tmp_path / "m.log.jsonl").read_text().splitlines()[-1])
+    assert "loss_depth" not in log
 
 
 def test_demo_quick_preset(cli, tmp_path):

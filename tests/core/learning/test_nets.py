@@ -327,3 +327,65 @@ def test_uvz_to_camera_inverts_projection():
     with pytest.raises(ValueError, match="root_depth"):
         uvz_to_camera(uv, xyz[..., 2], K, root[:2])
     assert math.isfinite(float(out.sum()))
+
+
+# --------------------------------------------------------------------------- mean-hand start
+
+
+def test_bias_for_mean_soft_argmax_is_the_mean_even_near_the_ends():
+    from handtools.core.learning.nets.lixel import bias_for_mean
+
+    mean = torch.tensor([0.6, 1.0, 3.3, 7.9, 15.4], dtype=torch.float64)
+    logits = bias_for_mean(mean, 16, sigma=1.5)
+    assert logits.shape == (5, 16)
+    torch.testing.assert_close(soft_argmax_1d(logits), mean, atol=1e-6, rtol=0)
+    # a plain Gaussian centred on the mean would be pulled inwards at the ends
+    centres = torch.arange(16, dtype=torch.float64) + 0.5
+    naive = soft_argmax_1d(-((centres - mean[:, None]) ** 2) / (2 * 1.5**2))
+    assert (naive - mean).abs().max() > 0.3
+
+
+def test_untrained_prior_outputs_the_mean_hand_and_learns_a_residual():
+    from handtools.core.hand.model import HandModel
+
+    torch.manual_seed(0)
+    hand = HandModel.from_path(None)
+    net = HandPriorNet("resnet18", image_size=64, with_z=True, J_regressor=hand.joint_regressor).train()
+    rng = torch.Generator().manual_seed(1)
+    uv = 12 + 40 * torch.rand(778, 2, generator=rng)  # crop pixels, away from the border
+    z = 0.1 * (torch.rand(778, generator=rng) - 0.5)
+    net.init_mean(uv, z)
+    images = torch.rand(4, 3, 64, 64, generator=rng)
+    out = net(images)
+    # every image decodes to the mean hand (within a small fraction of a pixel / millimetre)
+    assert (out["uv"] - uv).abs().max() < 0.05
+    assert (out["z"] - z).abs().max() < 1e-3
+    # and the image-dependent residual is trainable: one Adam step moves the output
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    target = uv + 3.0
+    loss = (out["uv"] - target).abs().mean()
+    loss.backward()
+    opt.step()
+    assert (net(images)["uv"] - target).abs().mean() < loss.item()
+    # the prior survives a checkpoint round trip; a checkpoint without it loads as "no prior"
+    state = net.state_dict()
+    assert "lixel_regressor.prior_x" in state
+    fresh = HandPriorNet("resnet18", image_size=64, with_z=True)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.lixel_regressor.prior_x, net.lixel_regressor.prior_x)
+    old = {k: v for k, v in state.items() if ".prior_" not in k}
+    fresh.load_state_dict(old)
+    assert fresh.lixel_regressor.prior_x.abs().max() == 0
+
+
+def test_mean_uvz_is_the_mean_projected_ground_truth():
+    from handtools.core.methods.prior.loss import gt_uvz, mean_uvz
+
+    torch.manual_seed(0)
+    verts = torch.randn(3, 778, 3) * 0.05 + torch.tensor([0.0, 0.0, 0.5])
+    joints = verts[:, :21].clone()
+    K = torch.tensor([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]]).expand(3, 3, 3)
+    uv, z = mean_uvz(verts, joints, K)
+    ruv, rz = gt_uvz(verts, joints, K)
+    torch.testing.assert_close(uv, ruv.mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z, rz.mean(0), atol=1e-6, rtol=0)

@@ -18,7 +18,7 @@ from handtools.core.geometry.cameras import project, rectified_stereo_K_T
 from handtools.core.hand.model import HandModel
 from handtools.core.render import Renderer
 from handtools.core.render.disparity import render_disparity
-from handtools.core.losses.image import PHOTO_ALPHA, mask_loss, photo_consistency_loss
+from handtools.core.losses.image import PHOTO_ALPHA, mask_loss, photo_consistency_loss, photo_consistency_terms
 from handtools.core.losses.mesh import (
     MeshTopology,
     chamfer_loss,
@@ -72,12 +72,77 @@ def test_photo_loss_l1_term_is_the_mean_over_the_mask_and_ignores_the_background
     other[:, :, 20:, :] = 0.0  # and arbitrarily outside it
     loss = photo_consistency_loss(img, other, mask, alpha=0.0)
     assert float(loss) == pytest.approx(0.1, abs=1e-12)
-    # alpha = 1: the SSIM term of the masked images (eq. 3 multiplies both by M)
+    # alpha = 1: the SSIM term of the masked images (eq. 3 multiplies both by M), averaged over
+    # the SSIM windows that see the hand (an independent SSIM map, not pytorch_msssim)
     m = mask[:, None]
-    expected = 0.5 * (1 - ssim(other * m, img * m, data_range=1.0, size_average=False, win_size=7))
+    smap = _ssim_map(other * m, img * m, 7, 1.5)  # (B, H-6, W-6)
+    touched = _windows_touching(mask, 7)  # (B, H-6, W-6) bool
+    expected = torch.stack([0.5 * (1 - smap[i][touched[i]]).mean() for i in range(2)])
     torch.testing.assert_close(photo_consistency_loss(img, other, mask, alpha=1.0), expected.mean())
     full = photo_consistency_loss(img, other, mask)
     torch.testing.assert_close(full, PHOTO_ALPHA * expected.mean() + (1 - PHOTO_ALPHA) * 0.1)
+    # the previous behaviour, SSIM over the whole crop, is still available (and is what the library returns)
+    whole = 0.5 * (1 - ssim(other * m, img * m, data_range=1.0, size_average=False, win_size=7))
+    torch.testing.assert_close(photo_consistency_loss(img, other, mask, alpha=1.0, ssim_region="crop"), whole.mean())
+    torch.testing.assert_close(whole, torch.stack([0.5 * (1 - smap[i]).mean() for i in range(2)]))
+
+
+def _ssim_map(x, y, win, sigma, c1=0.01 ** 2, c2=0.03 ** 2):
+    """Per-window SSIM (Wang et al. 2004, eq. 4 with the mean term), Gaussian window, valid
+    positions only, averaged over channels: (B, C, H, W) -> (B, H - win + 1, W - win + 1)."""
+    r = torch.arange(win, dtype=x.dtype) - win // 2
+    g = torch.exp(-r ** 2 / (2 * sigma ** 2))
+    k = (g[:, None] * g[None, :]) / g.sum() ** 2  # (win, win), sums to 1
+    C = x.shape[1]
+    k = k.expand(C, 1, win, win)
+
+    def blur(t):
+        return torch.nn.functional.conv2d(t, k, groups=C)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
+    s = (2 * mx * my + c1) / (mx ** 2 + my ** 2 + c1) * (2 * cxy + c2) / (vx + vy + c2)
+    return s.mean(1)
+
+
+def _windows_touching(mask, win):
+    """(B, H, W) -> (B, H - win + 1, W - win + 1): the windows with at least one mask pixel (loops)."""
+    B, H, W = mask.shape
+    out = torch.zeros(B, H - win + 1, W - win + 1, dtype=torch.bool)
+    for i in range(H - win + 1):
+        for j in range(W - win + 1):
+            out[:, i, j] = mask[:, i:i + win, j:j + win].flatten(1).gt(0).any(1)
+    return out
+
+
+@pytest.mark.parametrize("pad", [0, 8, 40])
+def test_photo_loss_does_not_depend_on_how_much_of_the_crop_the_hand_fills(pad):
+    """The same hand patch in a crop padded with background: SSIM and L1 parts (hence the
+    balance alpha sets between them) are unchanged; averaged over the crop the SSIM part
+    shrinks with the hand's share of it (the previous behaviour)."""
+    g = torch.Generator().manual_seed(3)
+    tgt = torch.rand(1, 3, 32, 32, generator=g, dtype=D)
+    warped = (tgt + 0.2 * torch.randn(1, 3, 32, 32, generator=g, dtype=D)).clamp(0, 1)
+    mask = torch.zeros(1, 32, 32, dtype=D)
+    mask[:, 8:24, 9:23] = 1.0  # >= win - 1 px from the border: every window that sees it is inside the crop
+
+    def padded(t):
+        return torch.nn.functional.pad(t, (pad, pad, pad, pad))
+
+    ref = photo_consistency_terms(tgt, warped, mask)
+    got = photo_consistency_terms(padded(tgt), padded(warped), padded(mask))
+    torch.testing.assert_close(got, ref)
+    crop_ref = photo_consistency_terms(tgt, warped, mask, ssim_region="crop")[0]
+    crop_got = photo_consistency_terms(padded(tgt), padded(warped), padded(mask), ssim_region="crop")[0]
+    if pad:
+        assert float(crop_got) < 0.7 * float(crop_ref)  # whole-crop mean: diluted by the background
+
+
+def test_photo_loss_of_an_empty_mask_is_zero():
+    img = textured()
+    other = textured(seed=4)
+    dssim, l1 = photo_consistency_terms(img, other, torch.zeros(1, 24, 24, dtype=D))
+    assert float(dssim) == 0.0 and float(l1) == 0.0
 
 
 def test_photo_loss_ssim_part_matches_an_independent_ssim_on_a_flat_patch():
@@ -191,6 +256,10 @@ def test_mask_loss_of_known_masks():
     assert float(mask_loss(b, b)) == 0.0
     w = torch.tensor([1.0, 3.0], dtype=D)
     torch.testing.assert_close(mask_loss(a, b, weight=w), (w * per_sample).sum() / 4)
+    # eq. 7 as printed: the sum over pixels (mean times the pixel count)
+    torch.testing.assert_close(mask_loss(a, b, reduction="sum"), per_sample.mean() * a[0].numel())
+    with pytest.raises(ValueError, match="reduction"):
+        mask_loss(a, b, reduction="max")
 
 
 def test_mask_loss_gradcheck():

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from handtools.core.hand.joints import FINGERTIP_VERTICES, MANO_TO_FREIHAND, NUM_MANO_JOINTS, NUM_VERTICES
-from handtools.core.learning.nets.lixel import LixelRegressor
+from handtools.core.learning.nets.lixel import LIXEL_STRIDE, LixelRegressor
 from handtools.core.learning.nets.resnet import RESNET_SPECS, ResNetEncoder
 
 #: ImageNet statistics the torchvision encoders were trained with (RGB, images in [0, 1]).
@@ -131,6 +131,7 @@ class HandPriorNet(nn.Module):
             with_z=with_z,
             depth_bins=depth_bins,
             depth_range=depth_range,
+            heatmap_size=(size[0] // LIXEL_STRIDE, size[1] // LIXEL_STRIDE),
         )
         self.config = {
             "encoder": encoder,
@@ -148,6 +149,11 @@ class HandPriorNet(nn.Module):
             if tuple(J.shape) != (NUM_MANO_JOINTS, NUM_VERTICES):
                 raise ValueError(f"J_regressor must be ({NUM_MANO_JOINTS}, {NUM_VERTICES}), got {tuple(J.shape)}")
         self.register_buffer("J_regressor", J, persistent=False)
+
+    def init_mean(self, uv: torch.Tensor, z: torch.Tensor | None = None) -> None:
+        """Make the untrained network output a mean hand (see :meth:`LixelRegressor.init_mean`):
+        ``uv`` (778, 2) crop pixels, ``z`` (778,) metres root-relative (with a z head)."""
+        self.lixel_regressor.init_mean(uv, z if self.with_z else None)
 
     @property
     def with_z(self) -> bool:

@@ -1,7 +1,8 @@
 """Paper defaults of self-supervised binocular transfer (Chen, Wang, Sun, Ma, ICCV 2021,
 eq. 10 and supplementary §3). ``handtools selfsup-stereo`` reads its option defaults
-from :data:`PAPER`; the choices the paper leaves open are explained and measured in
-``docs/selfsup-stereo.md``."""
+from :data:`PAPER`; the choices the paper leaves open are explained in
+``docs/selfsup-stereo.md`` and ``docs/selfsup-stereo-losses.md`` and measured by
+``bench/bench_loss_deviations.py``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from handtools.core.losses.image import PHOTO_ALPHA
 LOSS_NAMES = ("photo", "edge", "laplacian", "mask", "chamfer", "normal")
 #: Our addition for the monocular variant (``--z-head``): z head vs disparity depth.
 DEPTH_LOSS = "depth"
+#: Every term :class:`~handtools.core.methods.binocular.loss.StereoSelfSupLoss` knows.
+ALL_LOSSES = LOSS_NAMES + (DEPTH_LOSS,)
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,16 @@ class BinocularConfig:
     epochs, batch_size, lr, milestones, gamma: Adam with a step schedule (supp. §3).
     loss_weights: eq. 10's weights (and ``depth`` for the monocular variant).
     alpha: SSIM weight of the photo-consistency loss (eq. 3; Monodepth's 0.85).
-    mesh_unit: scale from metres to the unit of the mesh losses (metres: 1).
+    mesh_unit: scale from metres to the unit of the mesh losses (eqs. 5, 6, 8;
+        metres: 1). Measured: ``bench/bench_loss_deviations.py`` (gradient norms by unit).
     edge_reduction: reduction of eq. 5 over unique edges (the paper prints a sum).
+    mask_reduction: reduction of eq. 7 over pixels. The paper prints a sum
+        (``||M - ~M||^2``); ``"mean"`` (our default) divides it by the crop's pixel count
+        so the balance against the photo term does not change with the crop size.
+        The gradient ratio of the two at the paper's weights is measured by
+        ``bench/bench_loss_deviations.py`` (docs/selfsup-stereo-losses.md).
+    depth_unit: scale from metres to the unit of the monocular ``depth`` term
+        (``--z-head`` only; centimetres: 100).
     """
 
     epochs: int = 13
@@ -37,6 +48,8 @@ class BinocularConfig:
     alpha: float = PHOTO_ALPHA
     mesh_unit: float = 1.0
     edge_reduction: str = "sum"
+    mask_reduction: str = "mean"
+    depth_unit: float = 100.0
 
 
 #: The paper's settings.

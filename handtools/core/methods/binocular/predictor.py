@@ -17,7 +17,9 @@ class StereoPredictor(LixelPredictor):
     """Predictions of a self-supervised (or prior) model on stereo or mono crops.
 
     ``mode="binocular"`` (``auto`` for ``stereo`` checkpoints): both views, depth from
-    disparity (eq. 1): absolute meshes in view 0's camera frame.
+    disparity (:func:`~handtools.core.methods.binocular.model.stereo_depths`: the mean
+    disparity, and per vertex a bounded disparity offset, or the z head's offsets when the
+    model has one): absolute meshes in view 0's camera frame.
     ``mode="monocular"``: one view with the z head, root-relative; placed at the
     ground-truth wrist depth (or ``root_depth``) like the prior.
     """
@@ -43,8 +45,10 @@ class StereoPredictor(LixelPredictor):
         b = torch.from_numpy(batch["baseline"].astype(np.float32)).to(self.device)
         n = len(K)
         both = self.net(torch.cat([self._images(batch["images"][:, 0]), self._images(batch["images"][:, 1])]))
-        out_l = {"uv": both["uv"][:n]}  # u, v only: depth comes from the disparity
-        out_r = {"uv": both["uv"][n:]}
+        # depth from the disparity (bounded around the mean); a z head gives the per-vertex offsets
+        keys = ("uv", "z") if "z" in both else ("uv",)
+        out_l = {k: both[k][:n] for k in keys}
+        out_r = {k: both[k][n:] for k in keys}
         verts_l, _, _ = stereo_meshes(out_l, out_r, K[:, 0], K[:, 1], b, self.J)  # left camera = view 0
         T = batch.get("T_view")
         if T is not None and not np.allclose(T[:, 0], np.eye(4), atol=1e-6):

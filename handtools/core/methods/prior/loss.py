@@ -35,6 +35,20 @@ def gt_uvz(verts: torch.Tensor, joints: torch.Tensor, K: torch.Tensor) -> tuple[
     return uv, z_rel
 
 
+@torch.no_grad()
+def mean_uvz(verts: torch.Tensor, joints: torch.Tensor, K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training set's mean hand in the network's output space (the prior's starting point).
+
+    verts (N, 778, 3), joints (N, 21, 3) metres, each in its view's camera frame; K (N, 3, 3)
+    crop pixels. Returns the per-vertex mean of :func:`gt_uvz`: uv (778, 2) crop pixels and
+    z_rel (778,) metres relative to the wrist.
+    """
+    if verts.ndim != 3 or verts.shape[0] < 1:
+        raise ValueError(f"verts must be (N >= 1, 778, 3), got {tuple(verts.shape)}")
+    uv, z = gt_uvz(verts.double(), joints.double(), K.double())
+    return uv.mean(0).float(), z.mean(0).float()
+
+
 def normalise_uvz(uv: torch.Tensor, z: torch.Tensor, image_size: tuple[int, int], depth_range: float) -> torch.Tensor:
     """(B, N, 2) px and (B, N) m -> (B, N, 3) dimensionless (u/W, v/H, z/depth_range)."""
     h, w = image_size

@@ -22,13 +22,15 @@ from handtools.core.methods.binocular import (
     StereoPredictor,
     StereoSelfSupLoss,
     pseudo_meshes,
+    pseudo_source,
     stereo_meshes,
     stereo_net_from_prior,
 )
+from handtools.core.geometry.cameras import project
+from handtools.core.methods.binocular.model import DEPTH_HALF_RANGE, stereo_depths
 
 LOSS_WEIGHTS = PAPER.loss_weights
 MESH_UNIT = PAPER.mesh_unit
-from handtools.core.geometry.stereo import verts_from_disparity
 
 SIZE = 64
 ALL = LOSS_NAMES
@@ -93,15 +95,42 @@ def test_constants():
     assert MESH_UNIT > 0
 
 
-def test_pseudo_meshes_shapes(pseudo, pairs):
+def test_pseudo_meshes_shapes_and_wrist_depth(prior_ckpt, hand, pairs, pseudo):
     assert set(pseudo) == {"left", "right"}
     for k in ("left", "right"):
         assert pseudo[k].shape == (2, 778, 3) and pseudo[k].dtype == torch.float32
         assert torch.isfinite(pseudo[k]).all()
-        assert (pseudo[k][..., 2] > 0).all()  # in front of the camera
-    # left and right pseudo meshes share the wrist depth from disparity: same z for the same vertex
-    # up to the two branches' own root-relative z; their x differ by about the baseline
-    assert torch.allclose(pseudo["left"][..., 2].mean(1), pseudo["right"][..., 2].mean(1), rtol=0.5)
+    # both pseudo meshes: the prior's z-head shape (mean of the two views) at the depth of the
+    # robust mean disparity of the two views' vertices (stereo_depths)
+    net = HandPriorNet("resnet18", SIZE, with_z=True, J_regressor=hand.joint_regressor, hidden_channels=32,
+                       depth_bins=16)
+    net.load_state_dict(prior_ckpt["model"])
+    b = _batch(pairs[0])
+    with torch.no_grad():
+        net.eval()
+        ol, orr = net(b["image_l"]), net(b["image_r"])
+        _, z_ref = stereo_depths(ol["uv"], orr["uv"], b["K_l"], b["K_r"], b["baseline"])
+    z_rel = (ol["z"] + orr["z"]) / 2
+    for k in ("left", "right"):
+        z = pseudo[k][..., 2]
+        torch.testing.assert_close(z.mean(1), z_ref, rtol=1e-4, atol=0)
+        torch.testing.assert_close(z - z.mean(1, keepdim=True), z_rel - z_rel.mean(1, keepdim=True),
+                                   rtol=0, atol=1e-5)
+
+
+def test_pseudo_meshes_refuse_a_prior_without_z_head(hand, pairs):
+    net = HandPriorNet("resnet18", SIZE, with_z=False, J_regressor=hand.joint_regressor, hidden_channels=32,
+                       depth_bins=16)
+    ckpt = {"model": net.state_dict(), "meta": {"kind": "prior", "net": net.config}}
+    with pytest.raises(ValueError, match="no z head"):
+        pseudo_meshes(ckpt, hand.joint_regressor, pairs[0], torch.device("cpu"))
+    got = pseudo_meshes(ckpt, hand.joint_regressor, pairs[0], torch.device("cpu"), allow_disparity=True)
+    assert got["left"].shape == (2, 778, 3)
+    assert "disparity" in pseudo_source(ckpt) and "z head" in pseudo_source(prior_ckpt_meta(True))
+
+
+def prior_ckpt_meta(with_z):
+    return {"meta": {"net": {"with_z": with_z}}}
 
 
 @pytest.mark.parametrize("z_head", [False, True])
@@ -143,28 +172,71 @@ def test_total_is_weighted_sum(prior_ckpt, hand, pairs, pseudo):
     assert float(loss.detach()) == pytest.approx(expect, rel=1e-4)
 
 
-def test_edge_term_zero_for_pseudo_shape(hand, pairs, pseudo):
-    """A prediction whose meshes are the pseudo meshes has zero edge loss (eq. 5)."""
-    from handtools.core.losses.mesh import edge_loss
-
-    edge_term = edge_loss
-    topo_faces = hand.faces
-    val = edge_term(pseudo["left"] * MESH_UNIT, pseudo["left"] * MESH_UNIT, topo_faces)
-    assert float(val) == pytest.approx(0.0, abs=1e-9)
-    moved = pseudo["left"] * 1.1
-    assert float(edge_term(moved * MESH_UNIT, pseudo["left"] * MESH_UNIT, topo_faces)) > 0
+def _project(verts, K):
+    """(B, V, 3) camera frame -> (B, V, 2) pixels, written out: u = fx x / z + cx, v = fy y / z + cy."""
+    x, y, z = verts.unbind(-1)
+    return torch.stack([K[:, None, 0, 0] * x / z + K[:, None, 0, 2], K[:, None, 1, 1] * y / z + K[:, None, 1, 2]], -1)
 
 
-def test_stereo_meshes_binocular_matches_disparity(hand, pairs):
+def _projected_pair(pairs):
     b = _batch(pairs[0])
-    uv_l = torch.rand(2, 778, 2) * SIZE
-    uv_r = uv_l - torch.tensor([3.0, 0.0])
-    vl, vr, z = stereo_meshes({"uv": uv_l}, {"uv": uv_r}, b["K_l"], b["K_r"], b["baseline"], hand.joint_regressor)
-    el, er = verts_from_disparity(uv_l, uv_r, b["K_l"], b["K_r"], b["baseline"])
-    assert torch.allclose(vl, el) and torch.allclose(vr, er) and torch.allclose(z, el[..., 2])
+    gt = pairs[1]  # (2, 778, 3) left camera
+    uv_l = project(gt, b["K_l"])
+    uv_r = project(gt - torch.tensor([0.06, 0.0, 0.0]), b["K_r"])
+    return b, gt, uv_l, uv_r
 
 
-def test_binocular_predictor_equals_disparity_of_branches(prior_ckpt, hand, pairs):
+def test_stereo_meshes_recover_a_projected_mesh(hand, pairs):
+    """Project a known hand into both (differently cropped) views; eq. 1 must give it back."""
+    b = _batch(pairs[0])
+    true_l = pairs[1].double()  # (2, 778, 3) left frame
+    base = b["baseline"].double()
+    true_r = true_l - torch.stack([base, 0 * base, 0 * base], -1)[:, None]
+    K_l, K_r = b["K_l"].double(), b["K_r"].double()
+    vl, vr, z = stereo_meshes({"uv": _project(true_l, K_l)}, {"uv": _project(true_r, K_r)}, K_l, K_r, base,
+                              hand.joint_regressor.double())
+    torch.testing.assert_close(vl, true_l, rtol=0, atol=1e-9)
+    torch.testing.assert_close(vr, true_r, rtol=0, atol=1e-9)
+    torch.testing.assert_close(z, true_l[..., 2], rtol=0, atol=1e-9)
+
+
+def test_stereo_depth_stays_bounded_when_disparities_vanish_or_cross(hand, pairs):
+    """Vertices with zero or crossed disparity stay within the bound (eq. 1 would put them
+    ~100 m away or clamp them far behind the hand); the rest keep their exact depth."""
+    b, gt, uv_l, uv_r = _projected_pair(pairs)
+    bad = torch.arange(0, 778, 7)
+    uv_r = uv_r.clone()
+    uv_r[:, bad, 0] = uv_l[:, bad, 0] + b["K_r"][:, None, 0, 2] - b["K_l"][:, None, 0, 2]  # zero disparity
+    uv_r[:, bad[::2], 0] += 5.0  # crossed
+    vl, _, z = stereo_meshes({"uv": uv_l}, {"uv": uv_r}, b["K_l"], b["K_r"], b["baseline"], hand.joint_regressor)
+    _, z_ref = stereo_depths(uv_l, uv_r, b["K_l"], b["K_r"], b["baseline"])
+    assert torch.isfinite(vl).all()
+    frac = (DEPTH_HALF_RANGE / (z_ref + DEPTH_HALF_RANGE))[:, None]  # (B, 1)
+    assert (z <= (z_ref[:, None] + DEPTH_HALF_RANGE) * 1.001).all()
+    assert (z >= z_ref[:, None] / (1 + frac) * 0.999).all()
+    assert (z - gt[..., 2]).abs().max() < 0.2  # eq. 1: tens of metres
+    good = torch.ones(778, dtype=torch.bool)
+    good[bad] = False
+    assert (z_ref - gt[:, good, 2].mean(1)).abs().max() < 0.03  # the outliers barely move the hand's depth
+    # gradients reach every vertex's pixels, finite
+    uv_l = uv_l.clone().requires_grad_()
+    zz, _ = stereo_depths(uv_l, uv_r, b["K_l"], b["K_r"], b["baseline"])
+    zz.sum().backward()
+    assert torch.isfinite(uv_l.grad).all() and (uv_l.grad[:, good, 0] != 0).all()
+
+
+def test_stereo_meshes_with_z_head_place_its_shape_at_the_mean_disparity(hand, pairs):
+    b, gt, uv_l, uv_r = _projected_pair(pairs)
+    z_rel = gt[..., 2] - gt[:, :1, 2] + 0.3  # any offset: only the shape counts
+    noisy_r = uv_r + torch.randn(uv_r.shape, generator=torch.Generator().manual_seed(0))  # 1 px noise
+    vl, _, _ = stereo_meshes({"uv": uv_l, "z": z_rel}, {"uv": noisy_r, "z": z_rel}, b["K_l"], b["K_r"],
+                             b["baseline"], hand.joint_regressor)
+    shape = vl[..., 2] - vl[..., 2].mean(1, keepdim=True)
+    torch.testing.assert_close(shape, gt[..., 2] - gt[..., 2].mean(1, keepdim=True), atol=1e-5, rtol=0)
+    assert (vl[..., 2].mean(1) - gt[..., 2].mean(1)).abs().max() < 0.01  # the noise averages out
+
+
+def test_binocular_predictor_equals_stereo_meshes_of_branches(prior_ckpt, hand, pairs):
     items = pairs[0]
     pred = StereoPredictor(prior_ckpt, hand, torch.device("cpu"), mode="binocular")
     imgs = np.stack([np.stack([(it["image_l"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8),
@@ -175,12 +247,14 @@ def test_binocular_predictor_equals_disparity_of_branches(prior_ckpt, hand, pair
     out = pred.predict({"images": imgs, "K": K, "baseline": base})
     with torch.no_grad():
         x = torch.from_numpy(imgs).permute(0, 1, 4, 2, 3).float() / 255.0
-        uv_l, uv_r = pred.net(x[:, 0])["uv"], pred.net(x[:, 1])["uv"]
-        el, _ = verts_from_disparity(uv_l, uv_r, torch.from_numpy(K[:, 0]), torch.from_numpy(K[:, 1]),
-                                     torch.from_numpy(base))
+        ol, orr = pred.net(x[:, 0]), pred.net(x[:, 1])
+        el, _, _ = stereo_meshes(ol, orr, torch.from_numpy(K[:, 0]), torch.from_numpy(K[:, 1]),
+                                 torch.from_numpy(base), hand.joint_regressor)
     assert out["pred/verts3d"].shape == (2, 778, 3)
     np.testing.assert_allclose(out["pred/verts3d"], el.numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out["pred/joints3d"], regress_joints21(el, hand.joint_regressor).numpy(),
+    np.testing.assert_allclose(out["pred/uv"], ol["uv"].numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(out["pred/joints3d"], regress_joints21(torch.from_numpy(out["pred/verts3d"]),
+                                                                      hand.joint_regressor).numpy(),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -213,3 +287,35 @@ def test_rejects_malformed_pseudo_labels(hand):
     """The loss rejects pseudo labels of the wrong shape."""
     with pytest.raises(ValueError):
         StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), {"left": torch.zeros(2, 10, 3)})
+
+
+def test_depth_term_is_switchable_and_its_unit_comes_from_config(prior_ckpt, hand, pairs, pseudo):
+    """The monocular variant's depth term: off when not enabled; its value scales with depth_unit
+    (metres -> depth_unit), the default being PAPER.depth_unit (centimetres)."""
+    torch.manual_seed(0)
+    net = stereo_net_from_prior(prior_ckpt, hand.joint_regressor, z_head=True).eval()
+    batch = _batch(pairs[0])
+    off = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), pseudo, enabled=ALL)
+    _, m_off = off(net, batch)
+    assert "loss_depth" not in m_off
+    cm = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), pseudo, enabled=["depth"])
+    mm = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), pseudo, enabled=["depth"],
+                           depth_unit=1000.0)
+    loss_cm, m_cm = cm(net, batch)
+    _, m_mm = mm(net, batch)
+    assert PAPER.depth_unit == 100.0 and set(m_cm) == {"loss_depth"}
+    assert m_cm["loss_depth"] > 0
+    assert m_mm["loss_depth"] == pytest.approx(10.0 * m_cm["loss_depth"], rel=1e-5)
+    assert float(loss_cm.detach()) == pytest.approx(PAPER.loss_weights["depth"] * m_cm["loss_depth"], rel=1e-6)
+
+
+def test_edge_needs_pseudo_meshes_other_terms_do_not(prior_ckpt, hand, pairs):
+    net = stereo_net_from_prior(prior_ckpt, hand.joint_regressor, z_head=False).eval()
+    no_edge = [k for k in ALL if k != "edge"]
+    loss, metrics = StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), None,
+                                      enabled=no_edge)(net, _batch(pairs[0]))
+    assert set(metrics) == {f"loss_{k}" for k in no_edge} and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="pseudo"):
+        StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), None)(net, _batch(pairs[0]))
+    with pytest.raises(ValueError, match="unknown"):
+        StereoSelfSupLoss(hand.faces, hand.joint_regressor, Renderer("torch"), None, enabled=["photo", "bogus"])
