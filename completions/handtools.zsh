@@ -266,7 +266,7 @@ _handtools_render() {
         '*:inputs:_files' \
         '(-o --out)-o[Output folder (PNG panels, sheet, meshes).]:out:_files' \
         '(-o --out)--out=[Output folder (PNG panels, sheet, meshes).]:out:_files' \
-        '(--source)--source=[Meshes to draw\: pred (pred/verts3d), gt (verts3d) or auto (pred when the shard has it).]:source: ' \
+        '(--source)--source=[Meshes to draw\: pred (pred/verts3d), gt (verts3d) or auto (pred when the shard has it, else gt, else its 2D keypoints, boxes and masks).]:source: ' \
         '(--view)--view=[Camera (view index) to draw in.]:view: ' \
         '(--max)--max=[Draw at most N samples (after --every).]:max_samples: ' \
         '(--every)--every=[Draw every K-th sample.]:every: ' \

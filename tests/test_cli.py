@@ -61,3 +61,17 @@ def test_sigpipe_ends_quietly(tmp_path):
 def test_no_inputs_on_empty_stdin(cli):
     r = cli("info", input="")
     assert r.exit_code == 1 and "no input shards" in r.stderr
+
+
+def test_auto_device_under_torchrun_is_the_workers_own_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("auto") == torch.device("cuda:2")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert resolve_device("auto") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("auto") == torch.device("cpu")

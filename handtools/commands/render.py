@@ -69,7 +69,7 @@ def render(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (PNG panels, sheet, meshes).")] = ...,
     source: Annotated[
         str, typer.Option("--source", help="Meshes to draw: pred (pred/verts3d), gt (verts3d) or auto "
-                          "(pred when the shard has it).")
+                          "(pred when the shard has it, else gt, else its 2D keypoints, boxes and masks).")
     ] = "auto",
     view: Annotated[int, typer.Option("--view", min=0, help="Camera (view index) to draw in.")] = 0,
     max_samples: Annotated[
