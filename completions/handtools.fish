@@ -22,6 +22,7 @@ complete -c handtools -n '__fish_use_subcommand' -s v -l verbose -d 'More log ou
 complete -c handtools -n '__fish_use_subcommand' -s q -l quiet -d 'Only errors on stderr; no progress bars.'
 complete -c handtools -n '__fish_use_subcommand' -l debug -d 'Show tracebacks and debug logs.'
 complete -c handtools -n '__fish_use_subcommand' -l version -d 'Print the version.'
+complete -c handtools -n '__fish_use_subcommand' -l config -r -F -d 'Option values per command from a TOML file ([synth] num = 100); the command line wins.'
 complete -c handtools -n '__fish_use_subcommand' -s h -l help -d 'Show this message and exit.'
 
 # handtools demo

@@ -14,6 +14,7 @@ _handtools() {
         '(-q --quiet)--quiet[Only errors on stderr; no progress bars.]' \
         '(--debug)--debug[Show tracebacks and debug logs.]' \
         '(- *)--version[Print the version.]' \
+        '(--config)--config=[Option values per command from a TOML file (\[synth\] num = 100); the command line wins.]:config:_files' \
         '(- *)-h[Show this message and exit.]' \
         '(- *)--help[Show this message and exit.]' \
         ':command:->command' \
