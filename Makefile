@@ -25,7 +25,7 @@ comma := ,
 torch_index = $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 wants_detect = $(filter detect,$(subst $(comma), ,$(1)))
 
-.PHONY: install demo test test-latest lock bench clean docs
+.PHONY: install demo test test-latest lock bench clean docs slurm-test
 
 # A fresh venv each time, so nothing from an older install lingers.
 $(BIN)/handtools: pyproject.toml $(LOCK) $(MEDIAPIPE)
@@ -67,6 +67,11 @@ lock: test-latest
 	  echo "# Resolved on $$($(LATEST_VENV)/bin/python -c 'import platform as p; print("CPython", p.python_version(), p.system(), p.machine())')."; \
 	  cat $(LATEST_VENV)/freeze.txt; } > $(LOCK).new
 	mv $(LOCK).new $(LOCK)
+
+# examples/slurm/ against a real one-node Slurm started and stopped by the script (root,
+# apt-get install -y slurm-wlm munge; about 5 minutes on 2 cores). Not part of `make test`.
+slurm-test: install
+	VENV=$(VENV) tests/slurm/run_slurm_test.sh
 
 bench: install
 	$(BIN)/python bench/run_all.py

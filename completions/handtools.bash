@@ -10,8 +10,8 @@ _handtools_spec() {
     case "$1" in
     "")
         _ht_cmds="crop demo detect evaluate import info mask predict pretrain render selfsup-stereo synth"
-        _ht_opts="--debug --help --quiet --verbose --version -h -q -v"
-        _ht_vopts=""
+        _ht_opts="--config --debug --help --quiet --verbose --version -h -q -v"
+        _ht_vopts="--config"
         _ht_args=""
         ;;
     "demo")
@@ -145,6 +145,7 @@ _handtools_words() {
 # _handtools_value PATH OPTION: complete the value of OPTION of command PATH.
 _handtools_value() {
     case "$1|$2" in
+    "|--config") _handtools_file ;;
     "demo|--out" | "demo|-o") _handtools_file ;;
     "demo|--device") _handtools_words "auto cpu cuda" ;;
     "synth|--out" | "synth|-o") _handtools_file ;;

@@ -22,6 +22,7 @@ complete -c handtools -n '__fish_use_subcommand' -s v -l verbose -d 'More log ou
 complete -c handtools -n '__fish_use_subcommand' -s q -l quiet -d 'Only errors on stderr; no progress bars.'
 complete -c handtools -n '__fish_use_subcommand' -l debug -d 'Show tracebacks and debug logs.'
 complete -c handtools -n '__fish_use_subcommand' -l version -d 'Print the version.'
+complete -c handtools -n '__fish_use_subcommand' -l config -r -F -d 'Option values per command from a TOML file ([synth] num = 100); the command line wins.'
 complete -c handtools -n '__fish_use_subcommand' -s h -l help -d 'Show this message and exit.'
 
 # handtools demo
@@ -195,7 +196,7 @@ complete -c handtools -n '__fish_seen_subcommand_from evaluate' -s h -l help -d 
 # handtools render
 complete -c handtools -n '__fish_seen_subcommand_from render' -F
 complete -c handtools -n '__fish_seen_subcommand_from render' -s o -l out -r -F -d 'Output folder (PNG panels, sheet, meshes).'
-complete -c handtools -n '__fish_seen_subcommand_from render' -l source -x -d 'Meshes to draw: pred (pred/verts3d), gt (verts3d) or auto (pred when the shard has it).'
+complete -c handtools -n '__fish_seen_subcommand_from render' -l source -x -d 'Meshes to draw: pred (pred/verts3d), gt (verts3d) or auto (pred when the shard has it, else gt, else its 2D keypoints, boxes and masks).'
 complete -c handtools -n '__fish_seen_subcommand_from render' -l view -x -d 'Camera (view index) to draw in.'
 complete -c handtools -n '__fish_seen_subcommand_from render' -l max -x -d 'Draw at most N samples (after --every).'
 complete -c handtools -n '__fish_seen_subcommand_from render' -l every -x -d 'Draw every K-th sample.'

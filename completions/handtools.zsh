@@ -14,6 +14,7 @@ _handtools() {
         '(-q --quiet)--quiet[Only errors on stderr; no progress bars.]' \
         '(--debug)--debug[Show tracebacks and debug logs.]' \
         '(- *)--version[Print the version.]' \
+        '(--config)--config=[Option values per command from a TOML file (\[synth\] num = 100); the command line wins.]:config:_files' \
         '(- *)-h[Show this message and exit.]' \
         '(- *)--help[Show this message and exit.]' \
         ':command:->command' \
@@ -268,7 +269,7 @@ _handtools_render() {
         '*:inputs:_files' \
         '(-o --out)-o[Output folder (PNG panels, sheet, meshes).]:out:_files' \
         '(-o --out)--out=[Output folder (PNG panels, sheet, meshes).]:out:_files' \
-        '(--source)--source=[Meshes to draw\: pred (pred/verts3d), gt (verts3d) or auto (pred when the shard has it).]:source: ' \
+        '(--source)--source=[Meshes to draw\: pred (pred/verts3d), gt (verts3d) or auto (pred when the shard has it, else gt, else its 2D keypoints, boxes and masks).]:source: ' \
         '(--view)--view=[Camera (view index) to draw in.]:view: ' \
         '(--max)--max=[Draw at most N samples (after --every).]:max_samples: ' \
         '(--every)--every=[Draw every K-th sample.]:every: ' \

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import traceback
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -79,17 +80,57 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _load_config(ctx: typer.Context, path: Optional[Path]) -> None:
+    """``--config run.toml``: one table per command (``[synth]``, ``[import.images]``) of option
+    values by parameter name (``num = 100``, ``image-size`` or ``image_size``); they become the
+    commands' defaults, so the command line wins. Unknown commands or options are usage errors."""
+    if path is None:
+        return
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint="--config") from None
+
+    def convert(group, table: dict, where: str) -> dict:
+        out = {}
+        for name, values in table.items():
+            cmd = group.get_command(ctx, name)
+            if cmd is None or not isinstance(values, dict):
+                raise typer.BadParameter(f"{path}: [{where}{name}] is not a handtools command", param_hint="--config")
+            if hasattr(cmd, "get_command"):  # a group (import): its commands' tables
+                out[name] = convert(cmd, values, f"{where}{name}.")
+                continue
+            params = {p.name for p in cmd.params}
+            out[name] = {}
+            for key, value in values.items():
+                key = key.replace("-", "_")
+                if key not in params:
+                    raise typer.BadParameter(f"{path}: [{where}{name}] {key}: no such option", param_hint="--config")
+                out[name][key] = value
+        return out
+
+    ctx.default_map = convert(ctx.command, data, "")
+
+
 @app.callback()
 def root(
+    ctx: typer.Context,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (repeatable).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr; no progress bars.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     version: Annotated[
         Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", metavar="RUN.toml", help="Option values per command from a TOML "
+                                     "file ([synth] num = 100); the command line wins.")
+    ] = None,
 ) -> None:
     """Global options; they go before the subcommand name."""
     setup_logging(-1 if quiet else verbose, debug)
+    _load_config(ctx, config)
 
 
 def _register() -> None:

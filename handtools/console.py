@@ -6,8 +6,11 @@ stdout carries data only; everything here writes to stderr.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Optional
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -45,9 +48,82 @@ def setup_logging(verbosity: int, debug: bool) -> None:
     log.propagate = False
 
 
+#: Seconds between two progress lines when stderr is not a terminal ($HANDTOOLS_PROGRESS_SECONDS).
+PLAIN_INTERVAL_S = 30.0
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    h, m = divmod(s, 3600)
+    m, s = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+class PlainProgress:
+    """Progress as plain lines for batch logs (Slurm output files, CI): no control characters.
+
+    Same calls as :class:`rich.progress.Progress` as the commands use it (``add_task``,
+    ``advance``, ``update``). A line per task at most every ``interval`` seconds (and one at
+    the end of tasks that printed one), e.g. ``synth: 120/1000 (12%), 4.1/s, 3m35s left``.
+    """
+
+    def __init__(self, stream=None, interval: Optional[float] = None, clock=time.monotonic):
+        self.stream = stream if stream is not None else sys.stderr
+        if interval is None:
+            interval = float(os.environ.get("HANDTOOLS_PROGRESS_SECONDS", PLAIN_INTERVAL_S))
+        self.interval, self.clock = interval, clock
+        self.tasks: list[dict] = []
+
+    def add_task(self, description: str, total: Optional[float] = None, **_) -> int:
+        now = self.clock()
+        self.tasks.append(dict(description=description, total=total, completed=0.0, start=now, last=now,
+                               printed=False, start_done=0.0))
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, advance=advance)
+
+    def update(self, task: int, *, total: Optional[float] = None, completed: Optional[float] = None,
+               advance: Optional[float] = None, description: Optional[str] = None, **_) -> None:
+        t = self.tasks[task]
+        if total is not None and total != t["total"]:  # a new phase (e.g. an epoch's steps): rate from here
+            t.update(total=total, start=self.clock(), start_done=completed if completed is not None else 0.0)
+        if description is not None:
+            t["description"] = description
+        if completed is not None:
+            t["completed"] = float(completed)
+        if advance is not None:
+            t["completed"] += advance
+        if self.clock() - t["last"] >= self.interval:
+            self._line(t)
+
+    def _line(self, t: dict) -> None:
+        now = self.clock()
+        t["last"], t["printed"] = now, True
+        done, total = t["completed"], t["total"]
+        rate = (done - t["start_done"]) / max(now - t["start"], 1e-9)
+        text = f"{t['description']}: {done:g}" + (f"/{total:g} ({100 * done / total:.0f}%)" if total else "")
+        text += f", {rate:.3g}/s"
+        if total and rate > 0:
+            text += f", {_duration((total - done) / rate)} left"
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        for t in self.tasks:
+            if t["printed"] and t["last"] != self.clock():
+                self._line(t)
+
+
 @contextmanager
 def progress(transient: bool = True) -> Iterator[Progress]:
-    """A rich progress bar on stderr; silent under ``-q``."""
+    """A rich progress bar on stderr at a terminal; periodic plain lines otherwise
+    (:class:`PlainProgress`: batch logs get progress without control characters); silent under ``-q``."""
+    if state.verbosity >= 0 and not console.is_terminal:
+        plain = PlainProgress()
+        yield plain  # type: ignore[misc]
+        plain.finish()
+        return
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -92,12 +92,20 @@ def select_part(items: list, part: Optional[tuple[int, int]]) -> list:
 
 
 def resolve_device(spec: str):
-    """``auto`` → first CUDA device when present, else CPU; validates ``cuda[:N]``."""
+    """``auto`` → CUDA when present (under torchrun the process's own GPU, ``cuda:$LOCAL_RANK``),
+    else CPU; validates ``cuda[:N]``."""
+    import os
+
     import torch
 
     spec = spec.strip().lower()
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        local = os.environ.get("LOCAL_RANK")
+        if local is not None and local.isdigit() and int(local) < torch.cuda.device_count():
+            return torch.device(f"cuda:{int(local)}")  # one GPU per worker, not every worker on cuda:0
+        return torch.device("cuda")
     if spec == "cpu":
         return torch.device("cpu")
     if spec == "cuda" or spec.startswith("cuda:"):

@@ -61,3 +61,37 @@ def test_sigpipe_ends_quietly(tmp_path):
 def test_no_inputs_on_empty_stdin(cli):
     r = cli("info", input="")
     assert r.exit_code == 1 and "no input shards" in r.stderr
+
+
+def test_auto_device_under_torchrun_is_the_workers_own_gpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("auto") == torch.device("cuda:2")
+    monkeypatch.delenv("LOCAL_RANK")
+    assert resolve_device("auto") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+def test_config_file_gives_defaults_and_the_command_line_wins(cli, tmp_path):
+    import json
+
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('[synth]\nnum = 3\nimage-size = "32x24"\nseed = 4\n\n[import.images]\nfocal = 500.0\n')
+    res = cli("--config", cfg, "-q", "synth", "--out", tmp_path / "s", "--seed", "9")
+    assert res.exit_code == 0, res.stderr
+    info = json.loads(cli("info", "--json", tmp_path / "s").stdout)["shards"][0]
+    assert info["num_samples"] == 3 and info["image_size"] == [24, 32]  # from the file
+    assert info["history"][0]["args"]["seed"] == 9  # the command line wins
+    for text, needle in (('[synht]\nnum = 3\n', "[synht] is not a handtools command"),
+                         ('[synth]\nnmu = 3\n', "[synth] nmu: no such option"),
+                         ('[import.imgs]\nfocal = 1.0\n', "[import.imgs]"),
+                         ('[synth\n', "run.toml")):
+        cfg.write_text(text)
+        res = cli("--config", cfg, "synth", "--out", tmp_path / "t")
+        assert res.exit_code == 2 and needle in res.stderr, res.stderr
+        assert not (tmp_path / "t").exists()

@@ -173,7 +173,7 @@ def test_bash_completes_commands_options_and_values(tmp_path):
     assert _complete(["handtools", ""]) == top
     assert _complete(["handtools", "sy"]) == ["synth"]
     assert _complete(["handtools", "-v", "import", ""]) == ["freihand", "ho3d", "images", "stb", "stereo", "video"]
-    assert _complete(["handtools", "--"]) == ["--debug", "--help", "--quiet", "--verbose", "--version"]
+    assert _complete(["handtools", "--"]) == ["--config", "--debug", "--help", "--quiet", "--verbose", "--version"]
     assert _complete(["handtools", "synth", "--ove"]) == ["--overwrite"]
     assert _complete(["handtools", "import", "images", "--o"]) == ["--out", "--overwrite"]
     assert _complete(["handtools", "mask", "--method", ""]) == ["gt", "keypoints", "skin"]

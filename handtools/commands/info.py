@@ -46,9 +46,43 @@ def info(
             f" {s['bytes'] / 1e6:.1f} MB"
         )
         typer.echo(f"  producer: {s['producer']}" + (f"; hand model: {s['hand_model']}" if s["hand_model"] else ""))
-        steps = " | ".join(h.get("command", "?") for h in s["history"]) or "-"
-        typer.echo(f"  history: {steps}")
+        for line in history_table(s["history"]):
+            typer.echo(line)
+        typer.echo("  datasets:")
         for name, d in s["datasets"].items():
             comp = d["compression"] or "none"
             typer.echo(f"    {name:<16} {d['dtype']:<8} {str(tuple(d['shape'])):<24} {comp}")
     typer.echo(f"total: {total['total_samples']} samples in {total['num_shards']} shard(s)")
+
+
+#: Widest settings column of the history table (longer settings end in "...").
+SETTINGS_WIDTH = 100
+
+
+def _value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(_value, v))
+    return str(v)
+
+
+def history_table(history: list) -> list[str]:
+    """A shard's provenance as aligned text lines: step, command, time, version, settings (``k=v``,
+    unset options left out), oldest step first; ``history: -`` when it has none."""
+    if not history:
+        return ["  history: -"]
+    rows = [("#", "command", "time", "version", "settings")]
+    for k, h in enumerate(history, 1):
+        h = h if isinstance(h, dict) else {"command": str(h)}
+        args = h.get("args") or {}
+        settings = " ".join(f"{a}={_value(v)}" for a, v in args.items() if v is not None and v != [])
+        if len(settings) > SETTINGS_WIDTH:
+            settings = settings[: SETTINGS_WIDTH - 3] + "..."
+        rows.append((str(k), str(h.get("command", "?")), str(h.get("time", "-")), str(h.get("version", "-")),
+                     settings or "-"))
+    widths = [max(len(r[c]) for r in rows) for c in range(4)]
+    lines = ["  history:"]
+    for r in rows:
+        lines.append("    " + "  ".join(r[c].ljust(widths[c]) for c in range(4)) + "  " + r[4])
+    return [line.rstrip() for line in lines]

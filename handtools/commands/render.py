@@ -53,6 +53,15 @@ def _draw(rast, model, batch, view: int, alpha: float, dev):
     return strips, t["verts0"].cpu().numpy(), colors.cpu().numpy() if colors is not None else None
 
 
+def _draw_2d(batch):
+    """A batch without meshes: every view with its keypoints, box and mask -> (B, H, V W', 3) uint8."""
+    from handtools.core.render.overlay import annotated_views
+    from handtools.io.rendering import read_batch_2d
+
+    d = read_batch_2d(batch)
+    return annotated_views(d["images"], d["keypoints"], d["bbox"], d["masks"])
+
+
 # Long only by its signature (the option table) and docstring (--help); the body is under 40 lines.
 
 def render(
@@ -60,7 +69,7 @@ def render(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (PNG panels, sheet, meshes).")] = ...,
     source: Annotated[
         str, typer.Option("--source", help="Meshes to draw: pred (pred/verts3d), gt (verts3d) or auto "
-                          "(pred when the shard has it).")
+                          "(pred when the shard has it, else gt, else its 2D keypoints, boxes and masks).")
     ] = "auto",
     view: Annotated[int, typer.Option("--view", min=0, help="Camera (view index) to draw in.")] = 0,
     max_samples: Annotated[
@@ -88,7 +97,10 @@ def render(
     Per sample one PNG panel <shard>-<index>.png in --out: the input image, the
     shaded mesh over it (the predicted texture when the shard has pred/texture),
     the projected 21-joint skeleton, and the mesh seen from the side and from
-    above. --sheet adds a contact sheet, --video an MP4 of the panels in sample
+    above. A shard without meshes (import, detect, crop, mask output) is drawn with
+    what it has: every view side by side (stereo pairs), the 2D keypoints (hollow
+    rings: confidence under 0.5; the mean confidence in the corner), the detection
+    box and the mask. --sheet adds a contact sheet, --video an MP4 of the panels in sample
     order, --export obj|ply the meshes (camera frame of view 0, metres). Prints the
     output folder on stdout when done. Details: docs/render.md.
 
@@ -96,6 +108,7 @@ def render(
     $ handtools render preds/*.h5 --out vis/ --sheet --max 64
     $ handtools predict --checkpoint m.pt seq/ --out preds/ | handtools render --out vis/ --video vis/seq.mp4
     $ handtools synth -n 8 --out data/ | handtools render --source gt --export obj --out meshes/
+    $ handtools import images photos/ --out frames/ | handtools detect --out det/ | handtools render --sheet --out vis/
     """
     _check_options(renderer, source, export, video, png, sheet)
     if video is not None:
@@ -126,6 +139,11 @@ def render(
             with progress() as bar, torch.no_grad():
                 task = bar.add_task("render", total=len(items))
                 for batch in batches(items, batch_size):
+                    if batch[0].verts is None:  # no meshes in this shard: its 2D annotations
+                        for it, strip in zip(batch, _draw_2d(batch)):
+                            sink.add(it.stem, strip)
+                        bar.advance(task, len(batch))
+                        continue
                     strips, verts0, colors = _draw(rast, model, batch, view, alpha, dev)
                     for b, it in enumerate(batch):
                         sink.add(it.stem, strips[b], verts0[b], faces, colors[b] if colors is not None else None)

@@ -26,15 +26,18 @@ class Item(NamedTuple):
     """One sample to draw."""
 
     reader: object  # the ShardReader holding it
-    verts: str  # dataset of its mesh
+    verts: Optional[str]  # dataset of its mesh, or None: draw its 2D annotations (keypoints, box, mask)
     joints: Optional[str]  # dataset of its joints, or None (regressed from the mesh)
     index: int  # sample index in the shard
     stem: str  # output file stem, <shard>-<index>
 
 
-def pick_source(reader, source: str) -> tuple[str, Optional[str]]:
-    """(vertex dataset, joint dataset or None) of a shard for --source auto|pred|gt."""
+def pick_source(reader, source: str) -> tuple[Optional[str], Optional[str]]:
+    """(vertex dataset, joint dataset or None) of a shard for --source auto|pred|gt;
+    (None, None) for auto on a shard without meshes (its 2D annotations are drawn)."""
     if source == "auto":
+        if "pred/verts3d" not in reader and "verts3d" not in reader:
+            return None, None
         source = "pred" if "pred/verts3d" in reader else "gt"
     verts, joints = ("pred/verts3d", "pred/joints3d") if source == "pred" else ("verts3d", "joints3d")
     if verts not in reader:
@@ -47,7 +50,8 @@ def plan_items(readers: Sequence, source: str, view: int) -> list[Item]:
 
     Stems are ``<shard stem>-<index>``, prefixed by the shard's position when
     two shards share a file stem. Raises InputError for a shard without the
-    mesh of ``source``, without camera ``view``, or without T_view for view > 0.
+    mesh of ``source`` (``gt``/``pred``), without camera ``view``, or without T_view
+    for view > 0. With ``auto`` a shard without meshes gives items with ``verts`` None.
     """
     items = []
     stems = [r.path.stem for r in readers]
@@ -56,7 +60,7 @@ def plan_items(readers: Sequence, source: str, view: int) -> list[Item]:
         vname, jname = pick_source(r, source)
         if view >= r.num_views:
             raise InputError(f"{r.path}: --view {view} but the shard has {r.num_views} view(s)")
-        if view > 0 and "T_view" not in r:
+        if view > 0 and "T_view" not in r and vname is not None:
             raise InputError(f"{r.path}: T_view: missing dataset (needed by --view {view})")
         stem = stems[k] if unique else f"{k:03d}-{stems[k]}"
         items += [Item(r, vname, jname, i, f"{stem}-{i:05d}") for i in range(r.num_samples)]
@@ -75,6 +79,10 @@ def check_targets(items: Sequence[Item], out: Path, *, png: bool, export: Option
         targets.append(out / SHEET_NAME)
     if video is not None:
         targets.append(video)
+    bare = next((it for it in items if it.verts is None), None)
+    if export and bare is not None:
+        raise InputError(f"{bare.reader.path}: --export {export} needs meshes (verts3d or pred/verts3d); "
+                         "the shard has none")
     if not overwrite:
         existing = [t for t in targets if t.exists()]
         if existing:
@@ -110,6 +118,15 @@ def read_batch(batch: Sequence[Item], view: int) -> dict:
         "T_view": r.read("T_view", idx) if view > 0 else None,
     }
     return out
+
+
+def read_batch_2d(batch: Sequence[Item]) -> dict:
+    """The 2D annotations of one batch (one shard), every view: ``images`` (B, V, H, W, 3) uint8,
+    ``keypoints`` (B, V, 21, 3), ``bbox`` (B, V, 4), ``masks`` (B, V, H, W); each None when absent."""
+    r = batch[0].reader
+    idx = np.array([it.index for it in batch])
+    get = lambda name: r.read(name, idx) if name in r else None  # noqa: E731
+    return {"images": get("images"), "keypoints": get("keypoints2d"), "bbox": get("bbox"), "masks": get("masks")}
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -189,19 +206,24 @@ class PanelWriter:
             video.parent.mkdir(parents=True, exist_ok=True)
             self._writer, self._tmp_video = _video_writer(video, fps)
 
-    def add(self, stem: str, strip: np.ndarray, verts0: np.ndarray, faces: np.ndarray,
-            colors: Optional[np.ndarray]) -> None:
-        """One sample: its (H, 5 W, 3) uint8 strip; its view-0 mesh (V, 3) with faces and colours for --export."""
+    def add(self, stem: str, strip: np.ndarray, verts0: Optional[np.ndarray] = None,
+            faces: Optional[np.ndarray] = None, colors: Optional[np.ndarray] = None) -> None:
+        """One sample: its (H, 5 W, 3) uint8 strip and its view-0 mesh (V, 3) with faces and
+        colours for --export; or, without a mesh (``verts0`` None), its annotated views
+        (H, W', 3), which are also its sheet tile."""
         from handtools.core.render.visualize import PANELS, pad_to_multiple
 
         if self.png:
             write_atomic(self.out / f"{stem}.png", png_bytes(strip))
-        if self.export:
+        if self.export and verts0 is not None:
             export_mesh(self.out / f"{stem}.{self.export}", verts0, faces, colors, self.export)
         if self.sheet:
-            w = strip.shape[1] // len(PANELS)
-            mesh = strip[:, PANELS.index("mesh") * w : (PANELS.index("mesh") + 1) * w]
-            self.tiles.append(_thumbnail(mesh, self.cols))
+            if verts0 is None:
+                tile = strip
+            else:
+                w = strip.shape[1] // len(PANELS)
+                tile = strip[:, PANELS.index("mesh") * w : (PANELS.index("mesh") + 1) * w]
+            self.tiles.append(_thumbnail(tile, self.cols))
             self.captions.append(stem)
         if self._writer is not None:
             self._writer.append_data(pad_to_multiple(strip, 16))
@@ -223,12 +245,36 @@ class PanelWriter:
         from handtools.core.render.visualize import contact_sheet
 
         if self.sheet:
-            img = contact_sheet(self.tiles, cols=self.cols, max_width=SHEET_MAX_WIDTH, captions=self.captions)
+            img = contact_sheet(_same_shape(self.tiles), cols=self.cols, max_width=SHEET_MAX_WIDTH, captions=self.captions)
             write_atomic(self.out / SHEET_NAME, png_bytes(img))
         if self._writer is not None:
             self._writer.close()
             self._writer = None
             os.replace(self._tmp_video, self.video)
+
+
+def _same_shape(tiles: list[np.ndarray], max_height: int = 480) -> list[np.ndarray]:
+    """Tiles of different sizes (shards of different image sizes, stereo next to mono) scaled to
+    one height (the tallest, at most ``max_height``) and centred on a dark background of the widest,
+    so they fit one sheet grid."""
+    import cv2
+
+    if len({t.shape for t in tiles}) == 1:
+        return tiles
+    h = min(max(t.shape[0] for t in tiles), max_height)
+    scaled = []
+    for t in tiles:
+        w = max(1, round(t.shape[1] * h / t.shape[0]))
+        interp = cv2.INTER_AREA if h < t.shape[0] else cv2.INTER_LINEAR
+        scaled.append(t if t.shape[0] == h else cv2.resize(t, (w, h), interpolation=interp))
+    w = max(t.shape[1] for t in scaled)
+    out = []
+    for t in scaled:
+        canvas = np.full((h, w, 3), 36, np.uint8)
+        x = (w - t.shape[1]) // 2
+        canvas[:, x : x + t.shape[1]] = t
+        out.append(canvas)
+    return out
 
 
 def _video_writer(path: Path, fps: float):

@@ -157,7 +157,7 @@ def test_bad_inputs(cli, shards, tmp_path):
         w.append({}, copy_from=r, drop=["verts3d"])
     noverts = tmp_path / "noverts.h5"
     for args, needle in (
-        ([noverts], "verts3d"),
+        ([noverts, "--source", "gt"], "verts3d"),
         ([gt, "--source", "pred"], "pred/verts3d"),
         ([gt, "--view", "2"], "2 view(s)"),
         ([tmp_path / "missing.h5"], "no such file"),
@@ -181,3 +181,57 @@ def test_shell_pipeline(shards, tmp_path):
     names = sorted(x.name for x in (tmp_path / "vis").iterdir())
     assert names == ["pred-00002.png", "synth-00000-00000.png", "synth-00000-00003.png"]  # every 3rd of 8
     assert _png(tmp_path / "vis" / "pred-00002.png").shape == (H, 5 * W, 3)
+
+
+def _annotated_shard(path, n=3, views=2):
+    """Frames without meshes, as import | detect | mask make them: images, K, keypoints with confidence,
+    boxes and masks. Sample 1 has no hand in view 1 (all-zero keypoints, empty box)."""
+    rng = np.random.default_rng(0)
+    images = np.full((n, views, H, W, 3), 90, np.uint8)
+    kp = np.zeros((n, views, 21, 3), np.float32)
+    kp[..., 0] = rng.uniform(40, 120, (n, views, 21))
+    kp[..., 1] = rng.uniform(30, 90, (n, views, 21))
+    kp[..., 2] = 0.9
+    kp[:, :, 8, 2] = 0.2  # the index fingertip is uncertain
+    kp[1, 1] = 0
+    bbox = np.tile(np.array([20, 10, 140, 110], np.float32), (n, views, 1))
+    bbox[1, 1] = 0
+    masks = np.zeros((n, views, H, W), np.uint8)
+    masks[:, :, 100:115, 5:15] = 1  # a patch away from box and keypoints
+    K = np.tile(np.array([[100, 0, W / 2], [0, 100, H / 2], [0, 0, 1]], np.float32), (n, views, 1, 1))
+    with ShardWriter(path.parent, kind="frames", num_views=views, producer="tests", name=lambda k: path.name) as w:
+        w.append({"images": images, "K": K, "keypoints2d": kp, "bbox": bbox, "masks": masks})
+    return path, kp
+
+
+def test_shards_without_meshes_show_their_annotations(cli, shards, tmp_path):
+    from handtools.core.render.overlay import BOX_COLOR, MASK_COLOR
+
+    path, kp = _annotated_shard(tmp_path / "det.h5")
+    gt, _ = shards
+    out = tmp_path / "vis"
+    res = cli("render", path, gt, "--out", out, "--sheet")  # no meshes next to a shard with meshes
+    assert res.exit_code == 0, res.stderr
+    strip = _png(out / "det-00000.png")
+    assert strip.shape == (H, 2 * W + 2, 3)  # both views of the stereo pair side by side
+    left, right = strip[:, :W], strip[:, W + 2 :]
+    assert tuple(left[60, 20]) == BOX_COLOR  # the box's left edge
+    patch = left[105:110, 8:12].reshape(-1, 3).astype(int)  # the mask: tinted towards MASK_COLOR
+    assert (patch[:, 1] > 120).all() and (patch[:, 0] < 80).all()
+    u, v = kp[0, 0, 0, :2]  # the wrist: drawn white
+    assert (left[int(v), int(u)] > 200).all()
+    assert not np.array_equal(left, right)  # each view its own annotations
+    empty = _png(out / "det-00001.png")[:, W + 2 :]  # no hand in view 1 of sample 1: nothing drawn
+    assert (empty[:95] == 90).all()
+    assert _png(out / "synth-00000-00000.png").shape == (H, 5 * W, 3)  # meshes still drawn as before
+    sheet = _png(out / "sheet.png")
+    assert sheet.shape[0] > H and sheet.shape[1] > 2 * W
+    assert (sheet.reshape(-1, 3) == np.array(MASK_COLOR)).all(1).any()  # mask contours reach the sheet
+
+
+def test_export_needs_meshes(cli, tmp_path):
+    path, _ = _annotated_shard(tmp_path / "det.h5")
+    res = cli("render", path, "--out", tmp_path / "vis", "--export", "obj")
+    assert res.exit_code == 1
+    assert "needs meshes" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "vis").exists()

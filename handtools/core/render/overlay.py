@@ -44,3 +44,108 @@ def panels_in_view(renderer, hand, images, verts0: Tensor, K: Tensor, joints0: T
         verts = points_between_views(verts0, T_view[:, 0], T_view[:, view])  # (B, V, 3) camera `view`
         joints = points_between_views(joints0, T_view[:, 0], T_view[:, view])  # (B, 21, 3)
     return render_panels(renderer, images, verts, hand.faces, K, joints, colors, alpha=alpha)
+
+
+#: Colours of the 2D annotations (RGB uint8).
+BOX_COLOR = (255, 214, 0)
+MASK_COLOR = (0, 200, 120)
+MASK_ALPHA = 0.45
+#: Keypoints under this confidence are drawn hollow (below ``0`` never: zero rows mean "no hand").
+LOW_CONFIDENCE = 0.5
+
+
+def annotate_view(image, keypoints=None, bbox=None, mask=None) -> np.ndarray:
+    """One camera's image with its 2D annotations drawn over it: mask, box, keypoints.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        keypoints: optional (21, 3) float: u, v in pixels (centre of pixel ``i`` at
+            ``i + 0.5``) and confidence in [0, 1]; an all-zero row set means "no hand"
+            and draws nothing. Joints with confidence below ``LOW_CONFIDENCE`` are drawn
+            hollow; the mean confidence is written in the corner.
+        bbox: optional (4,) float ``x0, y0, x1, y1`` in pixels; empty boxes are skipped.
+        mask: optional (H, W) uint8, non-zero on the hand: tinted ``MASK_COLOR``.
+
+    Returns:
+        (H, W, 3) uint8, a new image.
+    """
+    import cv2
+
+    from handtools.core.render.visualize import draw_skeleton
+
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"annotate_view: image must be (H, W, 3) uint8, got {img.shape} {img.dtype}")
+    img = img.copy()
+    h, w = img.shape[:2]
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.shape != (h, w):
+            raise ValueError(f"annotate_view: mask is {m.shape}, image is {(h, w)}")
+        on = m > 0
+        tint = np.asarray(MASK_COLOR, np.float32)
+        img[on] = (img[on].astype(np.float32) * (1 - MASK_ALPHA) + tint * MASK_ALPHA + 0.5).astype(np.uint8)
+        contours, _ = cv2.findContours(on.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(img, contours, -1, MASK_COLOR, 1, cv2.LINE_8)
+    if bbox is not None:
+        b = np.asarray(bbox, np.float64).reshape(-1)
+        if b.shape != (4,):
+            raise ValueError(f"annotate_view: bbox must be (4,), got {np.shape(bbox)}")
+        if np.isfinite(b).all() and b[2] > b[0] and b[3] > b[1]:
+            t = max(1, min(h, w) // 160)
+            cv2.rectangle(img, (int(round(b[0])), int(round(b[1]))), (int(round(b[2])) - 1, int(round(b[3])) - 1),
+                          BOX_COLOR, t, cv2.LINE_8)
+    if keypoints is not None:
+        kp = np.asarray(keypoints, np.float64)
+        if kp.shape != (21, 3):
+            raise ValueError(f"annotate_view: keypoints must be (21, 3), got {kp.shape}")
+        if np.any(kp != 0):
+            conf = np.clip(kp[:, 2], 0.0, 1.0)
+            img = draw_skeleton(img, kp[:, :2], visible=conf > 0)
+            low = (conf > 0) & (conf < LOW_CONFIDENCE)
+            r = max(2, min(h, w) // 60)
+            for j in np.flatnonzero(low):  # a dark ring marks an uncertain joint
+                c = (int(round(kp[j, 0] - 0.5)), int(round(kp[j, 1] - 0.5)))
+                cv2.circle(img, c, r, (0, 0, 0), max(1, r // 2), cv2.LINE_AA)
+            _bottom_label(img, f"conf {conf.mean():.2f}")
+    return img
+
+
+def _bottom_label(img: np.ndarray, text: str) -> None:
+    """Write ``text`` (white on a dark outline) in the bottom-left corner, in place (the top-left
+    one holds the sheet's caption)."""
+    import cv2
+
+    h = img.shape[0]
+    scale = max(0.3, 0.45 * h / 240.0)
+    org = (3, h - 4 - int(round(2 * scale)))
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def annotated_views(images, keypoints=None, bbox=None, masks=None) -> np.ndarray:
+    """Every view of a batch annotated (:func:`annotate_view`) and set side by side (stereo pairs, rigs).
+
+    Args:
+        images: (B, V, H, W, 3) uint8.
+        keypoints: optional (B, V, 21, 3) float. bbox: optional (B, V, 4) float.
+        masks: optional (B, V, H, W) uint8.
+
+    Returns:
+        (B, H, V * W + 2 (V - 1), 3) uint8: views left to right, 2-pixel dark gaps between them.
+    """
+    images = np.asarray(images)
+    if images.ndim != 5 or images.shape[-1] != 3:
+        raise ValueError(f"annotated_views: images must be (B, V, H, W, 3), got {images.shape}")
+    b, v, h = images.shape[:3]
+    gap = np.full((h, 2, 3), 20, np.uint8)
+    out = []
+    for i in range(b):
+        tiles = []
+        for k in range(v):
+            if k:
+                tiles.append(gap)
+            tiles.append(annotate_view(images[i, k], None if keypoints is None else keypoints[i, k],
+                                       None if bbox is None else bbox[i, k], None if masks is None else masks[i, k]))
+        out.append(np.concatenate(tiles, axis=1))
+    return np.stack(out)
