@@ -90,6 +90,9 @@ def test_bone_orientation_loss_closed_form():
     rot = pred.clone()
     rot[..., 0], rot[..., 1] = -pred[..., 1], pred[..., 0]  # every bone turned by 90 degrees: ||nu_d - nu_p||^2 = 2
     assert float(L.bone_orientation_loss(rot, det, torch.ones(1, 21))) == pytest.approx(2.0, rel=1e-5)
+    flip = det.clone()
+    flip[..., 0] = -det[..., 0]  # every bone reversed: ||nu_d - nu_p||^2 = 4
+    assert float(L.bone_orientation_loss(flip, det, torch.ones(1, 21))) == pytest.approx(4.0, rel=1e-5)
     conf = torch.ones(1, 21)
     conf[0, 20] = 0.0  # the little fingertip's bone does not count
     assert float(L.bone_orientation_loss(rot, det, conf)) == pytest.approx(2.0 * 19 / 20, rel=1e-5)
@@ -134,6 +137,10 @@ def test_joint_angle_hinge():
     flex_max = math.radians(JOINT_LIMITS_DEG[1, 0, 1])  # PIP of the index finger, flexion
     over[0, 6:9] = anatomical_axes()[1, 0] * (flex_max + delta)
     assert float(loss(torch.tensor(over, dtype=torch.float32))) == pytest.approx(delta / 15, rel=1e-4)
+    under = np.zeros((1, 48))
+    twist_min = math.radians(JOINT_LIMITS_DEG[1, 2, 0])  # and below the twist minimum
+    under[0, 6:9] = anatomical_axes()[1, 2] * (twist_min - delta)
+    assert float(loss(torch.tensor(under, dtype=torch.float32))) == pytest.approx(delta / 15, rel=1e-4)
 
 
 def test_term_weights_are_the_papers_products():
