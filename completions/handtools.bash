@@ -9,7 +9,7 @@
 _handtools_spec() {
     case "$1" in
     "")
-        _ht_cmds="crop demo detect evaluate import info mask predict pretrain render selfsup-stereo synth"
+        _ht_cmds="crop demo detect evaluate import info mask predict pretrain render selfsup-mono selfsup-stereo synth"
         _ht_opts="--debug --help --quiet --verbose --version -h -q -v"
         _ht_vopts=""
         _ht_args=""
@@ -54,6 +54,12 @@ _handtools_spec() {
         _ht_cmds=""
         _ht_opts="--alpha --amp --batch-size --chamfer --checkpoint-every --device --edge --epochs --gamma --help --init --laplacian --lr --mano --mask --max-steps --milestones --no-amp --no-chamfer --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
         _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --max-steps --milestones --out --renderer --seed --weight --workers -o"
+        _ht_args="file"
+        ;;
+    "selfsup-mono")
+        _ht_cmds=""
+        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --help --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --synth-keypoints --texture --weight --workers -h -o"
+        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --texture --weight --workers -o"
         _ht_args="file"
         ;;
     "predict")
@@ -168,6 +174,11 @@ _handtools_value() {
     "selfsup-stereo|--out" | "selfsup-stereo|-o") _handtools_file ;;
     "selfsup-stereo|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-stereo|--mano") _handtools_file ;;
+    "selfsup-mono|--out" | "selfsup-mono|-o") _handtools_file ;;
+    "selfsup-mono|--backbone-weights") _handtools_file ;;
+    "selfsup-mono|--init") _handtools_file ;;
+    "selfsup-mono|--device") _handtools_words "auto cpu cuda" ;;
+    "selfsup-mono|--mano") _handtools_file ;;
     "predict|--checkpoint" | "predict|-c") _handtools_file ;;
     "predict|--out" | "predict|-o") _handtools_file ;;
     "predict|--device") _handtools_words "auto cpu cuda" ;;
