@@ -89,6 +89,7 @@ def fit(data, losses, steps, lr, hand, renderer):
         opt.step()
         with torch.no_grad():
             codes["texture"].clamp_(0, 1)
+            codes["scale"].clamp_(min=0.5)  # the network's scale is |1 + s_raw| > 0; a free one could mirror the hand
     with torch.no_grad():
         _, h = crit.terms(codes, batch)
         _, h0 = crit.terms(codes0, batch)
