@@ -29,6 +29,7 @@ _handtools() {
             'mask:Write hand masks (0/255 per view) for every sample; everything else is carried through'
             'pretrain:Learn a hand prior from labelled crops (images + ground-truth meshes)'
             'selfsup-stereo:Adapt a hand prior to a new domain from unlabelled rectified stereo crops'
+            'selfsup-mono:Train S2HAND (Chen et al., CVPR 2021) from single-view crops and their detected keypoints'
             'predict:Predict hand meshes for crops shards; ground truth and inputs are carried through'
             'evaluate:Evaluate predictions shards against their ground truth (FreiHAND benchmark metrics)'
             'render:Draw meshes over the input images: input | mesh | skeleton | side | top'
@@ -46,6 +47,7 @@ _handtools() {
         mask) _handtools_mask ;;
         pretrain) _handtools_pretrain ;;
         selfsup-stereo) _handtools_selfsup_stereo ;;
+        selfsup-mono) _handtools_selfsup_mono ;;
         predict) _handtools_predict ;;
         evaluate) _handtools_evaluate ;;
         render) _handtools_render ;;
@@ -214,6 +216,46 @@ _handtools_selfsup_stereo() {
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
+        '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
+        '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
+        '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
+        '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
+        '(--overwrite --no-overwrite)--no-overwrite[Replace existing outputs.]' \
+        '(- *)-h[Show this message and exit.]' \
+        '(- *)--help[Show this message and exit.]'
+}
+
+_handtools_selfsup_mono() {
+    _arguments -s -S : \
+        '(-o --out)-o[Checkpoint file to write (.pt).]:out:_files' \
+        '(-o --out)--out=[Checkpoint file to write (.pt).]:out:_files' \
+        '*:inputs:_files' \
+        '(--preset)--preset=[paper (EfficientNet-b0, 224 px, 90 epochs) or cpu (ResNet-18, 64 px, 20 epochs); options given override it.]:preset: ' \
+        '(--encoder)--encoder=[efficientnet_b0 (paper), efficientnet_b3 (official code), resnet18/34/50.]:encoder: ' \
+        '(--backbone-weights)--backbone-weights=[torchvision state dict of the encoder (.pth), e.g. ImageNet.]:backbone_weights:_files' \
+        '(--init)--init=[pretrain checkpoint whose ResNet encoder starts the network (same --encoder); default\: from scratch.]:init:_files' \
+        '(--pool)--pool=[max (supp. §2) or avg (official code).]:pool: ' \
+        '(--texture)--texture=[vertex (paper) or face (official code).]:texture: ' \
+        '*--no=[Switch a loss off (repeatable)\: loc, ori, pixel, ssim, shape, texture, scale, angle.]:loss_off: ' \
+        '*--weight=[Override a paper weight factor (repeatable)\: 3d, 2d, con, geo, photo, regu, ori, ssim, texture, scale, angle.]:weight: ' \
+        '(--con-sum)--con-sum=[Per-sample weight of eq. 6\: sum (paper) or mean (code).]:con_sum: ' \
+        '(--loc-form)--loc-form=[E_loc\: paper (SmoothL1) or code (Huber 5 px, con^2).]:loc_form: ' \
+        '(--shape-form)--shape-form=[E_beta\: norm (paper) or mse (code).]:shape_form: ' \
+        '(--synth-keypoints)--synth-keypoints[Accept synth --kp-noise keypoints (a detector stand-in) instead of detect'\''s.]' \
+        '(--mirror-left --no-mirror-left)--mirror-left[Mirror hands detect flags as left to right hands (predict mirrors back).]' \
+        '(--mirror-left --no-mirror-left)--no-mirror-left[Mirror hands detect flags as left to right hands (predict mirrors back).]' \
+        '(--epochs)--epochs=[Training epochs \[preset\].]:epochs: ' \
+        '(--batch-size)--batch-size=[Images per step \[preset\].]:batch_size: ' \
+        '(--lr)--lr=[Adam learning rate \[preset\].]:lr: ' \
+        '(--milestones)--milestones=[lr decay epochs \[preset\].]:milestones: ' \
+        '(--gamma)--gamma=[lr decay factor \[preset\].]:gamma: ' \
+        '(--seed)--seed=[Seed for initialisation and data order.]:seed: ' \
+        '(--workers)--workers=[DataLoader worker processes.]:workers: ' \
+        '(--max-steps)--max-steps=[Stop after this many steps (smoke runs).]:max_steps: ' \
+        '(--checkpoint-every)--checkpoint-every=[Also checkpoint every N steps (0\: epoch ends only).]:checkpoint_every: ' \
+        '(--amp --no-amp)--amp[Mixed precision on CUDA (ignored on CPU).]' \
+        '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
+        '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \

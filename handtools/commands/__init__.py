@@ -15,6 +15,7 @@ from handtools.commands import (
     predict,
     pretrain,
     render,
+    selfsup_mono,
     selfsup_stereo,
     synth,
 )
@@ -28,6 +29,7 @@ COMMANDS = [
     ("mask", mask.mask),
     ("pretrain", pretrain.pretrain),
     ("selfsup-stereo", selfsup_stereo.selfsup_stereo),
+    ("selfsup-mono", selfsup_mono.selfsup_mono),
     ("predict", predict.predict),
     ("evaluate", evaluate.evaluate),
     ("render", render.render),

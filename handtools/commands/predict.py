@@ -85,7 +85,7 @@ def predict(
                 preds: dict[str, list] = {}
                 for lo in range(0, r.num_samples, batch_size):
                     idx = np.arange(lo, min(r.num_samples, lo + batch_size))
-                    batch = {n: r.read(n, slice(lo, idx[-1] + 1)) for n in ("images", "K", "T_view", "joints3d", "baseline") if n in r}
+                    batch = {n: r.read(n, slice(lo, idx[-1] + 1)) for n in ("images", "K", "T_view", "joints3d", "baseline", "hand/is_left") if n in r}
                     if root_depth is not None:
                         batch["root_depth"] = np.full(len(idx), root_depth, np.float32)
                     for k, v in predictor.predict(batch, view).items():

@@ -154,6 +154,7 @@ class HandModel(smplx.MANO):
         arrays = load_mano(resolved)
         model = cls(arrays, identity=model_identity(resolved, bundled=bundled),
                     is_bundled=bundled, dtype=dtype, **kwargs)
+        model.source_path = resolved  # lets a method rebuild the same model with other options
         return model.to(device)
 
     def _apply(self, fn, *args, **kwargs):

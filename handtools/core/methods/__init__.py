@@ -8,7 +8,7 @@ import importlib
 from pathlib import Path
 
 #: The method packages whose predictors :func:`load_predictor` knows.
-METHODS = ("prior", "binocular")
+METHODS = ("prior", "binocular", "s2hand")
 
 
 def load_predictor(path: Path, hand, device, mode: str = "auto"):

@@ -1,0 +1,165 @@
+"""``handtools selfsup-mono``: S2HAND, hand meshes learned from single images and detected 2D keypoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
+from handtools.console import log
+from handtools.core.methods.s2hand.config import BRANCH_2D_LOSSES, LOSS_NAMES, PAPER, PRESETS
+from handtools.errors import InputError
+from handtools.io.pipes import read_input_paths
+from handtools.options import Device, Inputs, Mano, Overwrite, resolve_device
+
+_3D_LOSSES = tuple(n for n in LOSS_NAMES if n not in BRANCH_2D_LOSSES)
+
+
+def selfsup_mono(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint file to write (.pt).")],
+    inputs: Inputs = None,
+    preset: Annotated[str, typer.Option("--preset", help="paper (EfficientNet-b0, 224 px, 90 epochs) or cpu "
+                                        "(ResNet-18, 64 px, 20 epochs); options given override it.")] = "paper",
+    encoder: Annotated[Optional[str], typer.Option("--encoder", help="efficientnet_b0 (paper), efficientnet_b3 "
+                                                   "(official code), resnet18/34/50.")] = None,
+    backbone_weights: Annotated[Optional[Path], typer.Option(
+        "--backbone-weights", help="torchvision state dict of the encoder (.pth), e.g. ImageNet.")] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="pretrain checkpoint whose ResNet encoder starts the "
+                                                 "network (same --encoder); default: from scratch.")] = None,
+    pool: Annotated[str, typer.Option("--pool", help="max (supp. §2) or avg (official code).")] = PAPER.pool,
+    texture: Annotated[str, typer.Option("--texture", help="vertex (paper) or face (official code).")] = PAPER.texture,
+    loss_off: Annotated[Optional[list[str]], typer.Option(
+        "--no", metavar="LOSS", help=f"Switch a loss off (repeatable): {', '.join(_3D_LOSSES)}.")] = None,
+    weight: Annotated[Optional[list[str]], typer.Option(
+        "--weight", metavar="NAME=VALUE", help=f"Override a paper weight factor (repeatable): {', '.join(PAPER.weights)}.")] = None,
+    con_sum: Annotated[str, typer.Option("--con-sum", help="Per-sample weight of eq. 6: sum (paper) or mean (code).")] = PAPER.con_sum,
+    loc_form: Annotated[str, typer.Option("--loc-form", help="E_loc: paper (SmoothL1) or code (Huber 5 px, con^2).")] = PAPER.loc_form,
+    shape_form: Annotated[str, typer.Option("--shape-form", help="E_beta: norm (paper) or mse (code).")] = PAPER.shape_form,
+    synth_keypoints: Annotated[bool, typer.Option(
+        "--synth-keypoints", help="Accept synth --kp-noise keypoints (a detector stand-in) instead of detect's.")] = False,
+    mirror_left: Annotated[bool, typer.Option(
+        "--mirror-left/--no-mirror-left", help="Mirror hands detect flags as left to right hands (predict mirrors back).")] = True,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, help="Training epochs [preset].")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per step [preset].")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate [preset].")] = None,
+    milestones: Annotated[Optional[str], typer.Option("--milestones", metavar="E1,E2", help="lr decay epochs [preset].")] = None,
+    gamma: Annotated[Optional[float], typer.Option("--gamma", help="lr decay factor [preset].")] = None,
+    seed: TrainOptions.Seed = 0,
+    workers: TrainOptions.Workers = 0,
+    max_steps: TrainOptions.MaxSteps = None,
+    checkpoint_every: TrainOptions.CheckpointEvery = 0,
+    amp: TrainOptions.Amp = True,
+    resume: TrainOptions.Resume = False,
+    renderer: Annotated[str, typer.Option("--renderer", help="auto, nvdiffrast or torch.")] = "auto",
+    device: Device = "auto",
+    mano: Mano = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Train S2HAND (Chen et al., CVPR 2021) from single-view crops and their detected keypoints.
+
+    Inputs are 1-view crops shards whose keypoints2d come from `handtools detect`; only
+    images, K, keypoints2d (+ confidence) and the detector's hand/is_left are read, no
+    3D, mask or ground-truth 2D label. Losses (eqs. 3-9, supp. eqs. 1-4): loc, ori, pixel,
+    ssim, shape, texture, scale, angle; --no LOSS reruns Table 4's ablation, --weight
+    changes a factor of supplementary §2 (3d, geo, photo, regu, ori, ssim, texture, scale,
+    angle). The 2D branch (E_2d, E_con) is not built yet.
+
+    \b
+    $ handtools import images photos/ | handtools detect | handtools crop --size 224 \\
+        | handtools selfsup-mono --out mono.pt
+    $ handtools predict --checkpoint mono.pt --out preds/ crops/*.h5 | handtools evaluate
+    """
+    import torch
+
+    from handtools.core.learning.checkpoints import load_checkpoint
+    from handtools.core.learning.trainer import Trainer
+    from handtools.core.methods.s2hand import S2HandLoss, S2HandNet, mano_hand
+    from handtools.core.render import Renderer
+    from handtools.io.mono_data import MonoKeypointDataset
+
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"expected one of {', '.join(PRESETS)}, got {preset!r}", param_hint="--preset")
+    cfg0 = PRESETS[preset]
+    off = list(loss_off or [])
+    bad = [n for n in off if n not in _3D_LOSSES]
+    if bad:
+        raise typer.BadParameter(f"unknown loss {bad[0]!r} (known: {', '.join(_3D_LOSSES)})", param_hint="--no")
+    enabled = [n for n in cfg0.losses if n not in off]
+    if not enabled:
+        raise typer.BadParameter("every loss is switched off", param_hint="--no")
+    weights = _parse_weights(weight or [], cfg0.weights)
+    for name, value, allowed in (("--pool", pool, ("max", "avg")), ("--texture", texture, ("vertex", "face")),
+                                 ("--con-sum", con_sum, ("sum", "mean")), ("--loc-form", loc_form, ("paper", "code")),
+                                 ("--shape-form", shape_form, ("norm", "mse"))):
+        if value not in allowed:
+            raise typer.BadParameter(f"expected {' or '.join(allowed)}, got {value!r}", param_hint=name)
+    start = checkpoint_target(out, resume=resume, overwrite=overwrite)
+    paths = read_input_paths(inputs)
+    data = MonoKeypointDataset(paths, allow_synth_noise=synth_keypoints, mirror_left=mirror_left)
+    if data.image_size[0] != data.image_size[1]:
+        raise InputError(f"crops are {data.image_size[1]}x{data.image_size[0]}; S2HAND takes square crops (handtools crop --size)")
+    encoder = encoder or cfg0.encoder
+    dev = resolve_device(device)
+    hand = mano_hand(mano, device=dev)
+    cfg = train_config(epochs or cfg0.epochs, batch_size or cfg0.batch_size, lr or cfg0.lr,
+                       ",".join(map(str, cfg0.milestones)) if milestones is None else milestones,
+                       cfg0.gamma if gamma is None else gamma, seed, workers, max_steps, checkpoint_every, amp)
+    torch.manual_seed(seed)
+    try:
+        net = S2HandNet(encoder, data.image_size[0], pool=pool, texture=texture)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--encoder")
+    if backbone_weights is not None:
+        _load_backbone(net, backbone_weights)
+    if init is not None:
+        _load_init(net, load_checkpoint(init), init)
+    loss = S2HandLoss(hand, Renderer(renderer, device=dev), weights=weights, enabled=enabled,
+                      con_sum=con_sum, loc_form=loc_form, shape_form=shape_form)
+    meta = {
+        "kind": "mono", "net": net.config, "hand_model": hand.identity, "init": str(init) if init else None,
+        "losses": enabled, "weights": loss.factors, "con_sum": con_sum, "loc_form": loc_form,
+        "shape_form": shape_form, "mirror_left": mirror_left, "keypoints": sorted(set(data.sources)), "train_shards": [str(p) for p in paths],
+    }
+    trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
+    size = f"{data.image_size[1]}x{data.image_size[0]}"
+    run_training("selfsup-mono", trainer, out, start,
+                 f"{len(data)} crops ({size}, keypoints from {', '.join(sorted(set(data.sources)))}), {encoder}, "
+                 f"losses {', '.join(enabled)}")
+
+
+def _load_backbone(net, path: Path) -> None:
+    from handtools.core.learning.nets.efficientnet import EfficientNetEncoder, load_efficientnet_weights
+    from handtools.core.learning.nets.resnet import load_backbone_weights
+
+    if isinstance(net.encoder, EfficientNetEncoder):
+        load_efficientnet_weights(net.encoder, path)
+    else:
+        load_backbone_weights(net.encoder.trunk, path)
+    log.info(f"selfsup-mono: encoder initialised from {path}")
+
+
+def _load_init(net, ckpt: dict, path: Path) -> None:
+    kind = ckpt["meta"].get("kind")
+    if kind != "prior":
+        raise InputError(f"{path}: --init needs a pretrain checkpoint, got kind {kind!r}")
+    arch = ckpt["meta"]["net"].get("encoder")
+    if arch != net.config["encoder"]:
+        raise InputError(f"{path}: the prior's encoder is {arch}, this network's {net.config['encoder']} (--encoder {arch})")
+    state = {k[len("encoder."):]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
+    net.encoder.trunk.load_state_dict(state, strict=True)
+    log.info(f"selfsup-mono: encoder initialised from the prior {path}")
+
+
+def _parse_weights(items: list[str], known: dict) -> dict:
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise typer.BadParameter(f"unknown weight {name!r} (known: {', '.join(known)})", param_hint="--weight")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--weight")
+    return weights

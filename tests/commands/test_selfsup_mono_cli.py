@@ -1,0 +1,85 @@
+"""selfsup-mono through the CLI: real pipes from synth | detect | crop to predict | evaluate, ablation
+switches, and bad input (no keypoints, 2-view shards, a checkpoint of another kind)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from handtools.core.learning.checkpoints import load_checkpoint
+from tests.conftest import handtools_cmd, run_shell
+
+pytest.importorskip("mediapipe")
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mono")
+    h = handtools_cmd()
+    p = run_shell(f"{h} synth -n 6 --domain indoor --image-size 240x180 --seed 3 --out {root}/f"
+                  f" | {h} detect --out {root}/d | {h} crop --size 64 --center bbox --out {root}/c", check=True)
+    return root, p.stdout.split()
+
+
+def test_real_pipe_trains_predicts_and_evaluates(crops, tmp_path):
+    root, paths = crops
+    h = handtools_cmd()
+    p = run_shell(f"ls {root}/c/*.h5 | {h} selfsup-mono --preset cpu --batch-size 3 --max-steps 2 --out {tmp_path}/m.pt",
+                  check=True)
+    assert p.stdout.strip() == f"{tmp_path}/m.pt"
+    ck = load_checkpoint(tmp_path / "m.pt")
+    assert ck["meta"]["kind"] == "mono" and ck["meta"]["keypoints"] == ["detect"]
+    assert ck["meta"]["losses"] == ["loc", "ori", "pixel", "ssim", "shape", "texture", "scale", "angle"]
+    p = run_shell(f"{h} predict -c {tmp_path}/m.pt --out {tmp_path}/p {' '.join(paths)}"
+                  f" | {h} evaluate", check=True)
+    metrics = json.loads(p.stdout)
+    assert metrics["num_samples"] > 0 and metrics["pa_mpjpe_mm"] > 0
+    from handtools.io.shards import ShardReader
+
+    with ShardReader(next((tmp_path / "p").glob("*.h5"))) as r:
+        for name, shape in (("pred/verts3d", (778, 3)), ("pred/joints3d", (21, 3)), ("pred/uv", (778, 2)),
+                            ("pred/pose", (48,)), ("pred/shape", (10,)), ("pred/texture", (778, 3)), ("pred/light", (11,))):
+            assert r.read(name).shape[1:] == shape
+
+
+def test_ablation_switches_and_weights(cli, crops, tmp_path):
+    _, paths = crops
+    out = tmp_path / "a.pt"
+    res = cli("selfsup-mono", "--preset", "cpu", "--no", "pixel", "--no", "ssim", "--no", "ori", "--weight", "ori=50",
+              "--epochs", "1", "--batch-size", "3", "--out", out, *paths)
+    assert res.exit_code == 0, res.stderr
+    meta = load_checkpoint(out)["meta"]
+    assert meta["losses"] == ["loc", "shape", "texture", "scale", "angle"] and meta["weights"]["ori"] == 50.0
+    log = json.loads(out.with_suffix(".log.jsonl").read_text().splitlines()[-1])
+    assert "loss_loc" in log and "loss_pixel" not in log
+
+
+@pytest.mark.parametrize("extra, code, text", [
+    (["--no", "bogus"], 2, "bogus"),
+    (["--weight", "ori=x"], 2, "NAME=VALUE"),
+    (["--weight", "nope=1"], 2, "nope"),
+    (["--encoder", "vgg"], 2, "unknown encoder"),
+])
+def test_bad_options(cli, crops, tmp_path, extra, code, text):
+    _, paths = crops
+    res = cli("selfsup-mono", "--preset", "cpu", "--max-steps", "1", "--out", tmp_path / "x.pt", *extra, *paths)
+    assert res.exit_code == code and text in res.stderr and "Traceback" not in res.stderr
+
+
+def test_bad_input_is_one_line(cli, crops, tmp_path):
+    root, paths = crops
+    h = handtools_cmd()
+    frames = sorted((root / "f").glob("*.h5"))  # synth frames: keypoints2d are projected ground truth
+    p = run_shell(f"{h} selfsup-mono --preset cpu --out {tmp_path}/x.pt {frames[0]}")
+    assert p.returncode == 1 and "not detections" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    p = run_shell(f"{h} synth --views 2 -n 2 --image-size 160x120 --out {tmp_path}/s2 | {h} selfsup-mono --out {tmp_path}/x.pt")
+    assert p.returncode == 1 and "2 views" in p.stderr and "Traceback" not in p.stderr
+    p = run_shell(f"{h} crop --size 64 --center gt --out {tmp_path}/nk {frames[0]}"
+                  f" | {h} selfsup-mono --preset cpu --out {tmp_path}/x.pt")
+    assert p.returncode == 1 and "not detections" in p.stderr
+    res = cli("selfsup-mono", "--preset", "cpu", "--max-steps", "1", "--batch-size", "3", "--out", tmp_path / "m.pt", *paths)
+    assert res.exit_code == 0, res.stderr
+    res = cli("selfsup-mono", "--preset", "cpu", "--init", tmp_path / "m.pt", "--out", tmp_path / "y.pt", *paths)
+    assert res.exit_code == 1 and "kind 'mono'" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "y.pt").exists()
