@@ -93,13 +93,20 @@ def point_to_surface(points: np.ndarray, verts: np.ndarray, faces: np.ndarray, k
     return closest_point_on_triangles(p, t[:, 0], t[:, 1], t[:, 2]).reshape(len(points), k).min(1)
 
 
-def evaluate(npz: Path, subject: dict, test: dict, steps: int, seed: int = 0) -> dict:
+def evaluate(npz: Path, subject: dict, test: dict, steps: int, seed: int = 0, use_penet: bool = True) -> dict:
     """Freeze the exported model, fit poses on the held-out capture, measure."""
     from handtools.core.hand.mano_io import load_mano
     from handtools.core.methods.deephandmesh.config import CPU
     from handtools.core.methods.deephandmesh.fit import FrameData, fit, palm_vertices
-    from handtools.core.methods.deephandmesh.loss import DeepHandMeshLoss, SphereProxies, FINGER_BONES
-    from handtools.core.methods.deephandmesh.model import PersonalHandModel
+    from handtools.core.methods.deephandmesh.loss import (
+        FINGER_BONES,
+        TIP_BONES,
+        DeepHandMeshLoss,
+        SphereProxies,
+        nonrigid_penetration,
+        rigid_penetration,
+    )
+    from handtools.core.methods.deephandmesh.model import PersonalHandModel, kabsch
     from handtools.core.methods.deephandmesh.views import crop_depth_views
     from handtools.core.render import Renderer
 
@@ -111,7 +118,7 @@ def evaluate(npz: Path, subject: dict, test: dict, steps: int, seed: int = 0) ->
     data = FrameData(t(test["joints3d"]), torch.ones(len(depth), 21, dtype=torch.bool), t(depth), t(K),
                      t(test["T_view"]))
     loss = DeepHandMeshLoss(cfg, model.faces, palm_vertices(model.weights), Renderer("torch"))
-    poses, _ = fit(model, data, cfg, loss, steps, train_model=False, seed=seed)
+    poses, _ = fit(model, data, cfg, loss, steps, train_model=False, seed=seed, use_penet=use_penet)
     with torch.no_grad():
         out = model(poses.pose, poses.trans)
         rest = model(torch.zeros(1, 48))
@@ -123,6 +130,12 @@ def evaluate(npz: Path, subject: dict, test: dict, steps: int, seed: int = 0) ->
         v2s.append(point_to_surface(verts[i].astype(np.float64), test["verts3d"][i].astype(np.float64),
                                     faces).mean())
     template = np.linalg.norm(arrays["v_template"] - subject["v_template"], axis=1).mean() * 1e3
+    # the template's placement in model space is not observable (per-frame global poses absorb
+    # it): also after the rigid (Kabsch) alignment onto the true template
+    tv, sv = (torch.as_tensor(x, dtype=torch.float64)[None] for x in (arrays["v_template"], subject["v_template"]))
+    R, tr = kabsch(tv, sv)
+    aligned = (tv @ R.transpose(1, 2) + tr[:, None])[0].numpy()
+    template_rigid = np.linalg.norm(aligned - subject["v_template"], axis=1).mean() * 1e3
     # interpenetration: finger vertices inside a sphere of another finger's bones
     sp = SphereProxies(rest["joints"][0], rest["verts"][0], 10)
     centres = sp.centres(out["joints"])  # (F, n, K, 3)
@@ -134,8 +147,14 @@ def evaluate(npz: Path, subject: dict, test: dict, steps: int, seed: int = 0) ->
     d = torch.linalg.norm(out["verts"][:, fv, None, None] - centres[:, None], dim=-1)  # (F, Vf, n, K)
     inside = (d < sp.radii[None, None] - 1e-4) & (finger_of_bone[None, None, :, None] != vf[fv][None, :, None, None])
     pen = inside.any(-1).any(-1).float().mean().item() * 100
+    # the proxies' own overlap: eq. 2 (rigid) and eqs. 3-4 (fingertips in the palm), mm per frame
+    with torch.no_grad():
+        palm = palm_vertices(model.weights)
+        overlap_r = rigid_penetration(centres, sp.radii, sp.pairs).mean().item()
+        overlap_nr = nonrigid_penetration(centres, sp.radii, out["verts"][:, palm], TIP_BONES).mean().item()
     return {"joint_mm": float(jerr), "v2s_mm": float(np.mean(v2s) * 1e3), "template_mm": float(template),
-            "penetrating_pct": pen}
+            "template_rigid_mm": float(template_rigid), "penetrating_pct": pen, "overlap_r_mm": overlap_r,
+            "overlap_nr_mm": overlap_nr}
 
 
 def main() -> None:
@@ -172,18 +191,20 @@ def main() -> None:
         if not npz.exists():
             run(["personalize", *map(str, sorted((work / "train").glob("*.h5"))), "--out", str(npz),
                  "--steps", str(args.steps), *flags[name]])
-        rows[name] = evaluate(npz, subject, test, args.eval_steps)
+        rows[name] = evaluate(npz, subject, test, args.eval_steps, use_penet=name != "no-penet")
         rows[name]["seconds"] = round(time.time() - t0)
         print(name, json.dumps(rows[name]), file=sys.stderr, flush=True)
     print(f"subject seed {args.subject_seed}; train {args.frames} frames (seed 1), held-out {args.test_frames} "
           f"(seed 2), {args.views} views 128x128 dome; {args.steps} training steps, {args.eval_steps} pose-fitting "
           "steps per held-out run; ground-truth joints3d and depth from synth")
-    print("| model | joint error (mm) | vertex-to-surface (mm) | zero-pose template error (mm) | "
-          "finger vertices in another finger's proxy (%) | time (s) |")
-    print("|---|---|---|---|---|---|")
+    print("| model | joint error (mm) | vertex-to-surface (mm) | template error, raw / rigidly aligned (mm) | "
+          "finger vertices in another finger's proxy (%) | proxy overlap, rigid / fingertip-palm (mm per frame) "
+          "| time (s) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['joint_mm']:.2f} | {r['v2s_mm']:.2f} | {r['template_mm']:.2f} | "
-              f"{r['penetrating_pct']:.2f} | {r['seconds']} |")
+        print(f"| {name} | {r['joint_mm']:.2f} | {r['v2s_mm']:.2f} | {r['template_mm']:.2f} / "
+              f"{r['template_rigid_mm']:.2f} | {r['penetrating_pct']:.2f} | {r['overlap_r_mm']:.2f} / "
+              f"{r['overlap_nr_mm']:.2f} | {r['seconds']} |")
     if "full" in rows and "shape-only" in rows:
         f, b = rows["full"], rows["shape-only"]
         print(f"\nfull vs shape-only: joints {100 * (1 - f['joint_mm'] / b['joint_mm']):.0f}% lower, "
