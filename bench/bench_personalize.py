@@ -167,6 +167,7 @@ def main() -> None:
     ap.add_argument("--subject-seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--runs", default="full,shape-only,no-skeleton,no-penet")
+    ap.add_argument("--args", default="", help="extra personalize options for every run, e.g. '--lr 2e-3'")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -190,7 +191,7 @@ def main() -> None:
         npz = work / f"{name}.npz"
         if not npz.exists():
             run(["personalize", *map(str, sorted((work / "train").glob("*.h5"))), "--out", str(npz),
-                 "--steps", str(args.steps), *flags[name]])
+                 "--steps", str(args.steps), *flags[name], *args.args.split()])
         rows[name] = evaluate(npz, subject, test, args.eval_steps, use_penet=name != "no-penet")
         rows[name]["seconds"] = round(time.time() - t0)
         print(name, json.dumps(rows[name]), file=sys.stderr, flush=True)

@@ -79,6 +79,10 @@ def personalize(
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps [default: preset's].")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate of the model [default: preset's].")] = None,
     depth_size: Annotated[Optional[int], typer.Option("--depth-size", min=8, help="Depth crop side, px.")] = None,
+    l2: Annotated[Optional[float], typer.Option("--l2", min=0.0, help="Weight of the correctives' L2 "
+                                                "regulariser (supplementary §15) [default: preset's].")] = None,
+    lap_target: Annotated[Optional[str], typer.Option("--lap-target", help="mesh (the posed mesh, paper) or "
+                                                      "offsets (the identity corrective) [default: preset's].")] = None,
     use_depth: Annotated[bool, typer.Option("--depth/--no-depth", help="Use the L_depth term (needs depth).")] = True,
     penet: Annotated[bool, typer.Option("--penet/--no-penet", help="Use the penetration loss L_penet.")] = True,
     skeleton: Annotated[bool, typer.Option("--skeleton/--no-skeleton", help="Learn ΔS_β.")] = True,
@@ -137,7 +141,9 @@ def personalize(
     cfg = PRESETS[preset]
     cfg = replace(cfg, skeleton_corrective=skeleton and not baseline, identity_corrective=not baseline,
                   skin_corrective=skin and not baseline, **({"lr": lr} if lr is not None else {}),
-                  **({"depth_size": depth_size} if depth_size is not None else {}))
+                  **({"depth_size": depth_size} if depth_size is not None else {}),
+                  **({"w_l2": l2} if l2 is not None else {}),
+                  **({"lap_target": lap_target} if lap_target is not None else {}))
     if baseline:
         cfg = replace(cfg, pose_corrective="linear")
     n_steps = steps or cfg.steps or 1000

@@ -217,9 +217,13 @@ class DeepHandMeshLoss(nn.Module):
         if cfg.lap_reduction == "sum":
             lap = lap * lap_src.shape[1]
         terms["lap"] = lap
+        if cfg.w_l2 > 0:
+            terms["l2"] = model.corrective_l2(out["aa"], out["rot"])
         total = cfg.w_pose * terms["pose"] + cfg.lambda_lap * terms["lap"]
         if "depth" in terms:
             total = total + cfg.w_depth * terms["depth"]
+        if "l2" in terms:
+            total = total + cfg.w_l2 * terms["l2"]
         if "penet_r" in terms:
             total = total + cfg.w_penet * (terms["penet_r"] + cfg.lambda_nr * terms["penet_nr"])
         return total, {k: float(v.detach()) for k, v in terms.items()}

@@ -156,7 +156,7 @@ class PersonalHandModel(nn.Module):
         J = self.J_regressor @ base  # (16, 3)
         if self.skeleton_dec is None:
             return J
-        dS = self.skeleton_dec(self.id_code).view(-1, 3) * MM  # (16, 3) bone-vector correctives
+        dS = self.skeleton_offsets()  # (16, 3) bone-vector correctives
         out = [J[0] + dS[0]]
         for j in range(1, J.shape[0]):  # S*_j = S_j + ΔS_j, S_j = J_j - J_p(j), accumulated root to tip
             p = MANO_PARENTS[j]
@@ -176,13 +176,33 @@ class PersonalHandModel(nn.Module):
         """ΔM_θ plus the base model's own correctives: (B, V, 3) metres. No gradient reaches θ."""
         b = aa.shape[0]
         feat = (rot_mats[:, 1:] - torch.eye(3, dtype=aa.dtype, device=aa.device)).reshape(b, -1).detach()  # (B, 135)
-        out = feat @ self.posedirs  # base correctives (B, 3V)
+        return (feat @ self.posedirs).view(b, -1, 3) + self.learnt_pose_offsets(aa, rot_mats)
+
+    def learnt_pose_offsets(self, aa: Tensor, rot_mats: Tensor) -> Tensor:
+        """ΔM_θ alone: (B, V, 3) metres (zeros for the β-only baseline). No gradient reaches θ."""
+        b = aa.shape[0]
         if self.pose_linear is not None:
-            out = out + feat @ self.pose_linear * MM
-        elif self.pose_dec is not None:
+            feat = (rot_mats[:, 1:] - torch.eye(3, dtype=aa.dtype, device=aa.device)).reshape(b, -1).detach()
+            return (feat @ self.pose_linear * MM).view(b, -1, 3)
+        if self.pose_dec is not None:
             theta = aa[:, 3:] if self.pose_dim == 48 else self._dof_of(aa)
-            out = out + self.pose_dec(theta.detach()) * MM
-        return out.view(b, -1, 3)
+            return (self.pose_dec(theta.detach()) * MM).view(b, -1, 3)
+        return torch.zeros(b, self.num_verts, 3, dtype=aa.dtype, device=aa.device)
+
+    def skeleton_offsets(self) -> Tensor:
+        """ΔS_β (16, 3) metres, bone-vector correctives (zeros when off)."""
+        if self.skeleton_dec is None:
+            return torch.zeros_like(self.J_regressor[:, :3])
+        return self.skeleton_dec(self.id_code).view(-1, 3) * MM
+
+    def corrective_l2(self, aa: Tensor, rot_mats: Tensor) -> Tensor:
+        """Supplementary §15's L2 regulariser of the correctives (used for the paper's 792-vertex,
+        MANO-like model): mean squared ΔS_β + ΔM_β + ΔM_θ (batch mean), mm²."""
+        terms = [(self.skeleton_offsets() / MM).pow(2).sum(-1).mean(),
+                 (self.learnt_pose_offsets(aa, rot_mats) / MM).pow(2).sum(-1).mean()]
+        if self.identity_dec is not None:
+            terms.append((self.identity_dec(self.id_code).view(-1, 3)).pow(2).sum(-1).mean())
+        return sum(terms)
 
     def _dof_of(self, aa: Tensor) -> Tensor:
         """(B, 48) -> (B, 25) the articulation DoF (least squares on the basis; exact for poses it spans)."""
@@ -213,7 +233,7 @@ class PersonalHandModel(nn.Module):
         if trans is not None:
             verts, posed_j = verts + trans[:, None], posed_j + trans[:, None]
         joints = torch.cat([posed_j, verts[:, self._tips]], 1)[:, self._to_freihand]  # (B, 21, 3)
-        return {"verts": verts, "joints": joints, "mano_joints": posed_j}
+        return {"verts": verts, "joints": joints, "mano_joints": posed_j, "aa": aa, "rot": rot}
 
     def rest_mesh(self) -> Tensor:
         """LBS(0, S*, M̄*): (V, 3) the zero-pose mesh (θ = 0 gives identity transforms)."""
