@@ -9,7 +9,7 @@
 _handtools_spec() {
     case "$1" in
     "")
-        _ht_cmds="crop demo detect evaluate import info mask predict pretrain render selfsup-stereo synth"
+        _ht_cmds="crop demo detect evaluate import info mask personalize predict pretrain render selfsup-stereo synth"
         _ht_opts="--debug --help --quiet --verbose --version -h -q -v"
         _ht_vopts=""
         _ht_args=""
@@ -22,8 +22,8 @@ _handtools_spec() {
         ;;
     "synth")
         _ht_cmds=""
-        _ht_opts="--backgrounds --baseline --batch-size --device --domain --focal --help --image-size --kp-noise --mano --no-overwrite --no-skip-existing --num --out --overwrite --part --renderer --seed --shard-size --skip-existing --views -h -n -o"
-        _ht_vopts="--backgrounds --baseline --batch-size --device --domain --focal --image-size --kp-noise --mano --num --out --part --renderer --seed --shard-size --views -n -o"
+        _ht_opts="--backgrounds --baseline --batch-size --device --domain --focal --help --image-size --kp-noise --mano --no-overwrite --no-skip-existing --num --out --overwrite --part --renderer --rig --seed --shape --shard-size --skip-existing --views -h -n -o"
+        _ht_vopts="--backgrounds --baseline --batch-size --device --domain --focal --image-size --kp-noise --mano --num --out --part --renderer --rig --seed --shape --shard-size --views -n -o"
         _ht_args=""
         ;;
     "detect")
@@ -56,6 +56,12 @@ _handtools_spec() {
         _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --max-steps --milestones --out --renderer --seed --weight --workers -o"
         _ht_args="file"
         ;;
+    "personalize")
+        _ht_cmds=""
+        _ht_opts="--depth --depth-size --device --encoder --fit-poses --help --joints --l2 --lap-target --lr --mano --max-frames --no-depth --no-overwrite --no-penet --no-skeleton --no-skin --out --overwrite --penet --preset --resume --seed --shape-only --skeleton --skin --steps -h -o"
+        _ht_vopts="--depth-size --device --joints --l2 --lap-target --lr --mano --max-frames --out --preset --seed --steps -o"
+        _ht_args="file"
+        ;;
     "predict")
         _ht_cmds=""
         _ht_opts="--batch-size --checkpoint --device --help --mano --mode --no-overwrite --out --overwrite --part --root-depth --view -c -h -o"
@@ -81,7 +87,7 @@ _handtools_spec() {
         _ht_args="file"
         ;;
     "import")
-        _ht_cmds="freihand ho3d images stb stereo video"
+        _ht_cmds="freihand ho3d images multiview stb stereo video"
         _ht_opts="--help -h"
         _ht_vopts=""
         _ht_args=""
@@ -120,6 +126,12 @@ _handtools_spec() {
         _ht_cmds=""
         _ht_opts="--help --no-overwrite --no-skip-bad --out --overwrite --part --prefix --sequences --shard-size --skip-bad --split -h -o"
         _ht_vopts="--out --part --prefix --sequences --shard-size --split -o"
+        _ht_args="file"
+        ;;
+    "import multiview")
+        _ht_cmds=""
+        _ht_opts="--depth --help --no-depth --no-overwrite --no-skip-bad --out --overwrite --part --prefix --shard-size --skip-bad -h -o"
+        _ht_vopts="--out --part --prefix --shard-size -o"
         _ht_args="file"
         ;;
     *)
@@ -168,6 +180,9 @@ _handtools_value() {
     "selfsup-stereo|--out" | "selfsup-stereo|-o") _handtools_file ;;
     "selfsup-stereo|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-stereo|--mano") _handtools_file ;;
+    "personalize|--out" | "personalize|-o") _handtools_file ;;
+    "personalize|--device") _handtools_words "auto cpu cuda" ;;
+    "personalize|--mano") _handtools_file ;;
     "predict|--checkpoint" | "predict|-c") _handtools_file ;;
     "predict|--out" | "predict|-o") _handtools_file ;;
     "predict|--device") _handtools_words "auto cpu cuda" ;;
@@ -186,6 +201,7 @@ _handtools_value() {
     "import freihand|--out" | "import freihand|-o") _handtools_file ;;
     "import stb|--out" | "import stb|-o") _handtools_file ;;
     "import ho3d|--out" | "import ho3d|-o") _handtools_file ;;
+    "import multiview|--out" | "import multiview|-o") _handtools_file ;;
     *) COMPREPLY=() ;;
     esac
 }

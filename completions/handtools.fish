@@ -13,6 +13,7 @@ complete -c handtools -n '__fish_use_subcommand' -a crop -d 'Cut hand-centred sq
 complete -c handtools -n '__fish_use_subcommand' -a mask -d 'Write hand masks (0/255 per view) for every sample; everything else is carried through'
 complete -c handtools -n '__fish_use_subcommand' -a pretrain -d 'Learn a hand prior from labelled crops (images + ground-truth meshes)'
 complete -c handtools -n '__fish_use_subcommand' -a selfsup-stereo -d 'Adapt a hand prior to a new domain from unlabelled rectified stereo crops'
+complete -c handtools -n '__fish_use_subcommand' -a personalize -d 'Learn one person\'s hand model (DeepHandMesh, Moon et al'
 complete -c handtools -n '__fish_use_subcommand' -a predict -d 'Predict hand meshes for crops shards; ground truth and inputs are carried through'
 complete -c handtools -n '__fish_use_subcommand' -a evaluate -d 'Evaluate predictions shards against their ground truth (FreiHAND benchmark metrics)'
 complete -c handtools -n '__fish_use_subcommand' -a render -d 'Draw meshes over the input images: input | mesh | skeleton | side | top'
@@ -37,6 +38,8 @@ complete -c handtools -n '__fish_seen_subcommand_from demo' -s h -l help -d 'Sho
 complete -c handtools -n '__fish_seen_subcommand_from synth' -s o -l out -r -F -d 'Output folder for the shards [default: ./synth].'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -s n -l num -x -d 'Number of samples (over all parts).'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l views -x -d '1 mono, 2 rectified stereo, N cameras around the hand.'
+complete -c handtools -n '__fish_seen_subcommand_from synth' -l rig -x -d 'N > 2 views: ring (horizontal circle) or dome (front hemisphere); the hand is centred on the rig\'s target so every view sees it.'
+complete -c handtools -n '__fish_seen_subcommand_from synth' -l shape -x -d 'random (a shape per sample), fixed (shape zero: one subject, the --mano file\'s template) or auto (fixed for a personal/subject model file, else random).'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l domain -x -d 'Domain preset: studio or indoor (see docs/synth.md).'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l image-size -x -d 'Frame size in pixels.'
 complete -c handtools -n '__fish_seen_subcommand_from synth' -l focal -x -d 'Focal length in px [default: STB\'s 822.79 scaled to the width].'
@@ -159,6 +162,36 @@ complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l overwri
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l no-overwrite -d 'Replace existing outputs.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -s h -l help -d 'Show this message and exit.'
 
+# handtools personalize
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -s o -l out -r -F -d 'Personal hand model to write (.npz, MANO format); the checkpoint goes next to it (.pt).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -F
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l fit-poses -d 'Per-frame pose variables (CPU, minutes) or the paper\'s image encoder (not in this version).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l encoder -d 'Per-frame pose variables (CPU, minutes) or the paper\'s image encoder (not in this version).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l preset -x -d 'cpu (default for --fit-poses), paper or code (the official code\'s choices); see docs/personalize.md.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l steps -x -d 'Optimiser steps [default: preset\'s].'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l lr -x -d 'Adam learning rate of the model [default: preset\'s].'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l depth-size -x -d 'Depth crop side, px.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l l2 -x -d 'Weight of the correctives\' L2 regulariser (supplementary §15) [default: preset\'s].'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l lap-target -x -d 'mesh (the posed mesh, paper) or offsets (the identity corrective) [default: preset\'s].'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l depth -d 'Use the L_depth term (needs depth).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l no-depth -d 'Use the L_depth term (needs depth).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l penet -d 'Use the penetration loss L_penet.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l no-penet -d 'Use the penetration loss L_penet.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l skeleton -d 'Learn ΔS_β.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l no-skeleton -d 'Learn ΔS_β.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l skin -d 'Learn ΔW_β (supplementary §13).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l no-skin -d 'Learn ΔW_β (supplementary §13).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l shape-only -d 'Baseline: learn only MANO\'s 10 shape coefficients with the same losses (paper Table 1\'s MANO).'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l joints -x -d 'auto (joints3d if present, else triangulate keypoints2d), joints3d or triangulate.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l max-frames -x -d 'Use the first N frames.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l seed -x -d 'Seed of the identity code and the batches.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l resume -d 'Continue from the .pt next to --out.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l device -x -a 'auto cpu cuda' -d 'Torch device.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l mano -r -F -d 'MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l overwrite -d 'Replace existing outputs.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l no-overwrite -d 'Replace existing outputs.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -s h -l help -d 'Show this message and exit.'
+
 # handtools predict
 complete -c handtools -n '__fish_seen_subcommand_from predict' -s c -l checkpoint -r -F -d 'A pretrain / selfsup-stereo checkpoint (.pt).'
 complete -c handtools -n '__fish_seen_subcommand_from predict' -s o -l out -r -F -d 'Output folder for predictions shards [default: ./predict].'
@@ -218,13 +251,14 @@ complete -c handtools -n '__fish_seen_subcommand_from info' -l json -d 'One JSON
 complete -c handtools -n '__fish_seen_subcommand_from info' -s h -l help -d 'Show this message and exit.'
 
 # handtools import
-complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d' -a images -d 'Import image files (any format imageio reads) as mono frames (V=1) with intrinsics'
-complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d' -a video -d 'Import video frames (decoded by imageio) as mono frames (V=1) with intrinsics'
-complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d' -a stereo -d 'Import rectified stereo pairs as V=2 frames (view 0 left) with K, T_view and baseline'
-complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d' -a freihand -d 'Import FreiHAND (mono, 224x224): images, K, joints3d, verts3d, MANO, keypoints2d, bbox, masks'
-complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d' -a stb -d 'Import the STB Bumblebee2 stereo pairs (V=2), mirrored to right hands, with joints in metres'
-complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d' -a ho3d -d 'Import HO-3D v2/v3 frames (mono): images, K, joints3d (OpenCV frame), MANO, keypoints2d, bbox'
-complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d' -s h -l help -d 'Show this message and exit.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -a images -d 'Import image files (any format imageio reads) as mono frames (V=1) with intrinsics'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -a video -d 'Import video frames (decoded by imageio) as mono frames (V=1) with intrinsics'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -a stereo -d 'Import rectified stereo pairs as V=2 frames (view 0 left) with K, T_view and baseline'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -a freihand -d 'Import FreiHAND (mono, 224x224): images, K, joints3d, verts3d, MANO, keypoints2d, bbox, masks'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -a stb -d 'Import the STB Bumblebee2 stereo pairs (V=2), mirrored to right hands, with joints in metres'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -a ho3d -d 'Import HO-3D v2/v3 frames (mono): images, K, joints3d (OpenCV frame), MANO, keypoints2d, bbox'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -a multiview -d 'Import a calibrated multi-view capture (with depth) as V-view frames for personalize'
+complete -c handtools -n '__fish_seen_subcommand_from import; and not __fish_seen_subcommand_from images video stereo freihand stb ho3d multiview' -s h -l help -d 'Show this message and exit.'
 
 # handtools import images
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from images' -F
@@ -311,3 +345,17 @@ complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_su
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -l overwrite -d 'Replace existing outputs.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -l no-overwrite -d 'Replace existing outputs.'
 complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from ho3d' -s h -l help -d 'Show this message and exit.'
+
+# handtools import multiview
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -F
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -s o -l out -r -F -d 'Output folder for the shards [default: ./import].'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l depth -d 'Read each view\'s depth map.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l no-depth -d 'Read each view\'s depth map.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l prefix -x -d 'Shard file name prefix [default: the source kind].'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l shard-size -x -d 'Samples per output shard (rollover).'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l part -x -d 'Process only part I of N (0-based): every N-th shard starting at I.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l skip-bad -d 'Skip missing or malformed files/labels (reported on stderr).'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l no-skip-bad -d 'Skip missing or malformed files/labels (reported on stderr).'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l overwrite -d 'Replace existing outputs.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -l no-overwrite -d 'Replace existing outputs.'
+complete -c handtools -n '__fish_seen_subcommand_from import; and __fish_seen_subcommand_from multiview' -s h -l help -d 'Show this message and exit.'
