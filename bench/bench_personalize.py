@@ -166,7 +166,8 @@ def main() -> None:
     ap.add_argument("--views", type=int, default=6)
     ap.add_argument("--subject-seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=None)
-    ap.add_argument("--runs", default="full,shape-only,no-skeleton,no-penet")
+    ap.add_argument("--runs", default="true-subject,full,shape-only,no-skeleton,no-penet",
+                    help="true-subject: the subject's own model, the floor of the held-out fitting")
     ap.add_argument("--args", default="", help="extra personalize options for every run, e.g. '--lr 2e-3'")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -188,7 +189,7 @@ def main() -> None:
     rows = {}
     for name in args.runs.split(","):
         t0 = time.time()
-        npz = work / f"{name}.npz"
+        npz = work / ("subject.npz" if name == "true-subject" else f"{name}.npz")
         if not npz.exists():
             run(["personalize", *map(str, sorted((work / "train").glob("*.h5"))), "--out", str(npz),
                  "--steps", str(args.steps), *flags[name], *args.args.split()])

@@ -70,9 +70,9 @@ def fit(model: PersonalHandModel, data: FrameData, cfg: DeepHandMeshConfig, loss
     """Optimise per-frame poses and (``train_model``) the model's correctives.
 
     Each step draws ``cfg.batch_size`` frames and ``cfg.render_views`` of their views at
-    random (the paper's C_out randomly selected views). Adam: ``cfg.lr`` for the model
-    (decayed by ``cfg.gamma`` at ``cfg.milestones``, read as fractions of ``steps`` when
-    below 1, else as step numbers), ``cfg.pose_lr`` for the poses.
+    random (the paper's C_out randomly selected views). Adam: ``cfg.lr`` for the model,
+    ``cfg.pose_lr`` for the poses, both decayed by ``cfg.gamma`` at ``cfg.milestones`` (read
+    as fractions of ``steps`` when below 1, else as step numbers).
 
     Returns the pose variables and the optimiser (its state resumes a run).
     """
@@ -89,8 +89,10 @@ def fit(model: PersonalHandModel, data: FrameData, cfg: DeepHandMeshConfig, loss
     gen = torch.Generator().manual_seed(seed)
     n, c = len(data), data.K.shape[1]
     for step in range(start_step, steps):
+        decay = cfg.gamma ** sum(step >= m for m in marks)
+        opt.param_groups[0]["lr"] = cfg.pose_lr * decay
         if train_model:
-            opt.param_groups[1]["lr"] = cfg.lr * cfg.gamma ** sum(step >= m for m in marks)
+            opt.param_groups[1]["lr"] = cfg.lr * decay
         idx = torch.randperm(n, generator=gen)[:min(cfg.batch_size, n)].to(data.joints.device)
         views = torch.randperm(c, generator=gen)[:min(cfg.render_views, c)].to(data.joints.device)
         out = model(poses.pose[idx], poses.trans[idx])
