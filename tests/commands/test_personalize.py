@@ -76,3 +76,15 @@ def test_bad_inputs_are_one_line_errors(cli, capture, tmp_path):
     np.savez(tmp_path / "notmano.npz", v_template=np.zeros((10, 3)))
     _one_line_error(cli("personalize", capture / "cap" / "synth-00000.h5", "--out", tmp_path / "d.npz",
                         "--mano", tmp_path / "notmano.npz"), "not a MANO model")
+
+
+def test_personalize_from_triangulated_keypoints(cli, capture, tmp_path):
+    from handtools.commands.personalize import _read_capture
+
+    paths = [capture / "cap" / "synth-00000.h5"]
+    tri, ok, _, _, _ = _read_capture(paths, False, "triangulate", None)
+    gt, _, _, _, _ = _read_capture(paths, False, "joints3d", None)
+    assert ok.all() and np.abs(tri - gt).max() < 1e-4  # exact keypoints: DLT gives the joints back
+    out = tmp_path / "tri.npz"
+    res = cli("-q", "personalize", *paths, "--out", out, "--steps", "2", "--depth-size", "16", "--joints", "triangulate")
+    assert res.exit_code == 0, res.output
