@@ -191,3 +191,22 @@ def test_test_subject_is_outside_the_shape_space(base):
     ratio = np.linalg.norm(J1[2] - J1[1]) / np.linalg.norm(J0[2] - J0[1])
     assert 0.85 < ratio < 1.15 and abs(ratio - 1) > 0.04
     assert np.abs(subj["posedirs"]).max() > 2 * np.abs(base["posedirs"]).max()
+
+
+def test_depth_crops_match_rendering_with_the_crop_intrinsics(base):
+    from handtools.core.methods.deephandmesh.loss import render_depth
+    from handtools.core.methods.deephandmesh.views import crop_depth_views
+    from handtools.core.render import Renderer
+
+    model = PersonalHandModel(base, replace(CPU, init_std=0.0)).requires_grad_(False)
+    out = model(torch.zeros(1, 48), torch.tensor([[-0.05, 0.0, 0.4]]))
+    K = torch.tensor([[[[200.0, 0, 64], [0, 200.0, 64], [0, 0, 1]]]])  # (1, 1, 3, 3)
+    T = torch.eye(4)[None, None]
+    r = Renderer("torch")
+    full = render_depth(r, out["verts"], model.faces, K, T, 128)  # (1, 1, 128, 128)
+    crop, Kc = crop_depth_views(full.numpy(), K.numpy(), T.numpy(), out["joints"].numpy(), 32, margin=1.5)
+    direct = render_depth(r, out["verts"], model.faces, torch.as_tensor(Kc), T, 32)[0, 0].numpy()
+    both = (crop[0, 0] > 0) & (direct > 0)
+    agree = ((crop[0, 0] > 0) == (direct > 0)).mean()
+    assert both.sum() > 50 and agree > 0.9
+    assert np.median(np.abs(crop[0, 0][both] - direct[both])) < 0.002
