@@ -9,21 +9,21 @@
 _handtools_spec() {
     case "$1" in
     "")
-        _ht_cmds="crop demo detect evaluate import info mask predict pretrain render selfsup-stereo synth"
+        _ht_cmds="crop demo detect evaluate import info mask personalize predict pretrain render selfsup-mono selfsup-stereo synth"
         _ht_opts="--config --debug --help --quiet --verbose --version -h -q -v"
         _ht_vopts="--config"
         _ht_args=""
         ;;
     "demo")
         _ht_cmds=""
-        _ht_opts="--device --help --no-overwrite --out --overwrite --preset --seed -h -o"
-        _ht_vopts="--device --out --preset --seed -o"
+        _ht_opts="--device --help --no-overwrite --out --overwrite --preset --seed --threads -h -o"
+        _ht_vopts="--device --out --preset --seed --threads -o"
         _ht_args=""
         ;;
     "synth")
         _ht_cmds=""
-        _ht_opts="--backgrounds --baseline --batch-size --device --domain --focal --help --image-size --kp-noise --mano --no-overwrite --no-skip-existing --num --out --overwrite --part --renderer --seed --shard-size --skip-existing --views -h -n -o"
-        _ht_vopts="--backgrounds --baseline --batch-size --device --domain --focal --image-size --kp-noise --mano --num --out --part --renderer --seed --shard-size --views -n -o"
+        _ht_opts="--backgrounds --baseline --batch-size --device --domain --focal --help --image-size --kp-noise --mano --no-overwrite --no-skip-existing --num --out --overwrite --part --renderer --rig --seed --shape --shard-size --skip-existing --views -h -n -o"
+        _ht_vopts="--backgrounds --baseline --batch-size --device --domain --focal --image-size --kp-noise --mano --num --out --part --renderer --rig --seed --shape --shard-size --views -n -o"
         _ht_args=""
         ;;
     "detect")
@@ -52,8 +52,20 @@ _handtools_spec() {
         ;;
     "selfsup-stereo")
         _ht_cmds=""
-        _ht_opts="--allow-change --alpha --amp --batch-size --chamfer --checkpoint-every --device --edge --epochs --gamma --help --init --laplacian --lr --mano --mask --max-steps --milestones --no-amp --no-chamfer --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
-        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --max-steps --milestones --out --renderer --seed --weight --workers -o"
+        _ht_opts="--allow-change --alpha --amp --batch-size --chamfer --checkpoint-every --depth --device --edge --epochs --gamma --gt-keypoints --help --init --laplacian --lr --mano --mask --masks --max-steps --milestones --no-amp --no-chamfer --no-depth --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
+        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --masks --max-steps --milestones --out --renderer --seed --weight --workers -o"
+        _ht_args="file"
+        ;;
+    "selfsup-mono")
+        _ht_cmds=""
+        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --help --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --synth-keypoints --texture --weight --workers -h -o"
+        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --texture --weight --workers -o"
+        _ht_args="file"
+        ;;
+    "personalize")
+        _ht_cmds=""
+        _ht_opts="--depth --depth-size --device --encoder --fit-poses --help --joints --l2 --lap-target --lr --mano --max-frames --no-depth --no-overwrite --no-penet --no-skeleton --no-skin --out --overwrite --penet --preset --resume --seed --shape-only --skeleton --skin --steps -h -o"
+        _ht_vopts="--depth-size --device --joints --l2 --lap-target --lr --mano --max-frames --out --preset --seed --steps -o"
         _ht_args="file"
         ;;
     "predict")
@@ -81,7 +93,7 @@ _handtools_spec() {
         _ht_args="file"
         ;;
     "import")
-        _ht_cmds="freihand ho3d images stb stereo video"
+        _ht_cmds="freihand ho3d images multiview stb stereo video"
         _ht_opts="--help -h"
         _ht_vopts=""
         _ht_args=""
@@ -120,6 +132,12 @@ _handtools_spec() {
         _ht_cmds=""
         _ht_opts="--help --no-overwrite --no-skip-bad --out --overwrite --part --prefix --sequences --shard-size --skip-bad --split -h -o"
         _ht_vopts="--out --part --prefix --sequences --shard-size --split -o"
+        _ht_args="file"
+        ;;
+    "import multiview")
+        _ht_cmds=""
+        _ht_opts="--depth --help --no-depth --no-overwrite --no-skip-bad --out --overwrite --part --prefix --shard-size --skip-bad -h -o"
+        _ht_vopts="--out --part --prefix --shard-size -o"
         _ht_args="file"
         ;;
     *)
@@ -167,8 +185,17 @@ _handtools_value() {
     "pretrain|--mano") _handtools_file ;;
     "selfsup-stereo|--init") _handtools_file ;;
     "selfsup-stereo|--out" | "selfsup-stereo|-o") _handtools_file ;;
+    "selfsup-stereo|--masks") _handtools_words "auto shard skin" ;;
     "selfsup-stereo|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-stereo|--mano") _handtools_file ;;
+    "selfsup-mono|--out" | "selfsup-mono|-o") _handtools_file ;;
+    "selfsup-mono|--backbone-weights") _handtools_file ;;
+    "selfsup-mono|--init") _handtools_file ;;
+    "selfsup-mono|--device") _handtools_words "auto cpu cuda" ;;
+    "selfsup-mono|--mano") _handtools_file ;;
+    "personalize|--out" | "personalize|-o") _handtools_file ;;
+    "personalize|--device") _handtools_words "auto cpu cuda" ;;
+    "personalize|--mano") _handtools_file ;;
     "predict|--checkpoint" | "predict|-c") _handtools_file ;;
     "predict|--out" | "predict|-o") _handtools_file ;;
     "predict|--device") _handtools_words "auto cpu cuda" ;;
@@ -187,6 +214,7 @@ _handtools_value() {
     "import freihand|--out" | "import freihand|-o") _handtools_file ;;
     "import stb|--out" | "import stb|-o") _handtools_file ;;
     "import ho3d|--out" | "import ho3d|-o") _handtools_file ;;
+    "import multiview|--out" | "import multiview|-o") _handtools_file ;;
     *) COMPREPLY=() ;;
     esac
 }

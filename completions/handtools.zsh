@@ -30,6 +30,7 @@ _handtools() {
             'pretrain:Learn a hand prior from labelled crops (images + ground-truth meshes)'
             'selfsup-stereo:Adapt a hand prior to a new domain from unlabelled rectified stereo crops'
             'selfsup-mono:Train S2HAND (Chen et al., CVPR 2021) from single-view crops and their detected keypoints'
+            'personalize:Learn one person'\''s hand model (DeepHandMesh, Moon et al'
             'predict:Predict hand meshes for crops shards; ground truth and inputs are carried through'
             'evaluate:Evaluate predictions shards against their ground truth (FreiHAND benchmark metrics)'
             'render:Draw meshes over the input images: input | mesh | skeleton | side | top'
@@ -48,6 +49,7 @@ _handtools() {
         pretrain) _handtools_pretrain ;;
         selfsup-stereo) _handtools_selfsup_stereo ;;
         selfsup-mono) _handtools_selfsup_mono ;;
+        personalize) _handtools_personalize ;;
         predict) _handtools_predict ;;
         evaluate) _handtools_evaluate ;;
         render) _handtools_render ;;
@@ -66,6 +68,7 @@ _handtools_demo() {
         '(--preset)--preset=[default (minutes on a CPU) or quick (seconds).]:preset: ' \
         '(--seed)--seed=[Seed for data and training.]:seed: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
+        '(--threads)--threads=[torch CPU threads (fixed, so runs repeat).]:threads: ' \
         '(--overwrite --no-overwrite)--overwrite[Replace an earlier demo in --out.]' \
         '(--overwrite --no-overwrite)--no-overwrite[Replace an earlier demo in --out.]' \
         '(- *)-h[Show this message and exit.]' \
@@ -79,6 +82,8 @@ _handtools_synth() {
         '(-n --num)-n[Number of samples (over all parts).]:num: ' \
         '(-n --num)--num=[Number of samples (over all parts).]:num: ' \
         '(--views)--views=[1 mono, 2 rectified stereo, N cameras around the hand.]:views: ' \
+        '(--rig)--rig=[N > 2 views\: ring (horizontal circle) or dome (front hemisphere); the hand is centred on the rig'\''s target so every view sees it.]:rig: ' \
+        '(--shape)--shape=[random (a shape per sample), fixed (shape zero\: one subject, the --mano file'\''s template) or auto (fixed for a personal/subject model file, else random).]:shape: ' \
         '(--domain)--domain=[Domain preset\: studio or indoor (see docs/synth.md).]:domain: ' \
         '(--image-size)--image-size=[Frame size in pixels.]:image_size: ' \
         '(--focal)--focal=[Focal length in px \[default\: STB'\''s 822.79 scaled to the width\].]:focal: ' \
@@ -201,6 +206,8 @@ _handtools_selfsup_stereo() {
         '(--chamfer --no-chamfer)--no-chamfer[Chamfer loss (eq. 8).]' \
         '(--normal --no-normal)--normal[Normal consistency loss (eq. 9).]' \
         '(--normal --no-normal)--no-normal[Normal consistency loss (eq. 9).]' \
+        '(--depth --no-depth)--depth[With --z-head\: z head vs disparity depth (our addition).]' \
+        '(--depth --no-depth)--no-depth[With --z-head\: z head vs disparity depth (our addition).]' \
         '*--weight=[Override a loss weight (repeatable).]:weight: ' \
         '(--alpha)--alpha=[SSIM weight in the photo loss.]:alpha: ' \
         '(--epochs)--epochs=[Training epochs.]:epochs: ' \
@@ -216,6 +223,8 @@ _handtools_selfsup_stereo() {
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
+        '(--masks)--masks=[Hand masks\: the shard'\''s from handtools mask (auto; else computed as mask --method skin would), the shard'\''s whatever made them, or always computed.]:masks:(auto shard skin)' \
+        '(--gt-keypoints)--gt-keypoints[Allow masks bounded by ground-truth keypoints2d (synth'\''s or a dataset'\''s) when no detect keypoints exist; named in the log.]' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
@@ -257,6 +266,40 @@ _handtools_selfsup_mono() {
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
+        '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
+        '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
+        '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
+        '(--overwrite --no-overwrite)--no-overwrite[Replace existing outputs.]' \
+        '(- *)-h[Show this message and exit.]' \
+        '(- *)--help[Show this message and exit.]'
+}
+
+_handtools_personalize() {
+    _arguments -s -S : \
+        '(-o --out)-o[Personal hand model to write (.npz, MANO format); the checkpoint goes next to it (.pt).]:out:_files' \
+        '(-o --out)--out=[Personal hand model to write (.npz, MANO format); the checkpoint goes next to it (.pt).]:out:_files' \
+        '*:inputs:_files' \
+        '(--fit-poses --encoder)--fit-poses[Per-frame pose variables (CPU, minutes) or the paper'\''s image encoder (not in this version).]' \
+        '(--fit-poses --encoder)--encoder[Per-frame pose variables (CPU, minutes) or the paper'\''s image encoder (not in this version).]' \
+        '(--preset)--preset=[cpu (default for --fit-poses), paper or code (the official code'\''s choices); see docs/personalize.md.]:preset: ' \
+        '(--steps)--steps=[Optimiser steps \[default\: preset'\''s\].]:steps: ' \
+        '(--lr)--lr=[Adam learning rate of the model \[default\: preset'\''s\].]:lr: ' \
+        '(--depth-size)--depth-size=[Depth crop side, px.]:depth_size: ' \
+        '(--l2)--l2=[Weight of the correctives'\'' L2 regulariser (supplementary §15) \[default\: preset'\''s\].]:l2: ' \
+        '(--lap-target)--lap-target=[mesh (the posed mesh, paper) or offsets (the identity corrective) \[default\: preset'\''s\].]:lap_target: ' \
+        '(--depth --no-depth)--depth[Use the L_depth term (needs depth).]' \
+        '(--depth --no-depth)--no-depth[Use the L_depth term (needs depth).]' \
+        '(--penet --no-penet)--penet[Use the penetration loss L_penet.]' \
+        '(--penet --no-penet)--no-penet[Use the penetration loss L_penet.]' \
+        '(--skeleton --no-skeleton)--skeleton[Learn ΔS_β.]' \
+        '(--skeleton --no-skeleton)--no-skeleton[Learn ΔS_β.]' \
+        '(--skin --no-skin)--skin[Learn ΔW_β (supplementary §13).]' \
+        '(--skin --no-skin)--no-skin[Learn ΔW_β (supplementary §13).]' \
+        '(--shape-only)--shape-only[Baseline\: learn only MANO'\''s 10 shape coefficients with the same losses (paper Table 1'\''s MANO).]' \
+        '(--joints)--joints=[auto (joints3d if present, else triangulate keypoints2d), joints3d or triangulate.]:joints_from: ' \
+        '(--max-frames)--max-frames=[Use the first N frames.]:max_frames: ' \
+        '(--seed)--seed=[Seed of the identity code and the batches.]:seed: ' \
+        '(--resume)--resume[Continue from the .pt next to --out.]' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
@@ -356,6 +399,7 @@ _handtools_import() {
             'freihand:Import FreiHAND (mono, 224x224): images, K, joints3d, verts3d, MANO, keypoints2d, bbox, masks'
             'stb:Import the STB Bumblebee2 stereo pairs (V=2), mirrored to right hands, with joints in metres'
             'ho3d:Import HO-3D v2/v3 frames (mono): images, K, joints3d (OpenCV frame), MANO, keypoints2d, bbox'
+            'multiview:Import a calibrated multi-view capture (with depth) as V-view frames for personalize'
         )
         _describe -t commands 'handtools import command' commands && ret=0
         ;;
@@ -367,6 +411,7 @@ _handtools_import() {
         freihand) _handtools_import_freihand ;;
         stb) _handtools_import_stb ;;
         ho3d) _handtools_import_ho3d ;;
+        multiview) _handtools_import_multiview ;;
         esac
         ;;
     esac
@@ -472,6 +517,24 @@ _handtools_import_ho3d() {
         '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
         '(--split)--split=[train or evaluation.]:split: ' \
         '(--sequences)--sequences=[Comma-separated sequence names \[default\: all\].]:sequences: ' \
+        '(--prefix)--prefix=[Shard file name prefix \[default\: the source kind\].]:prefix: ' \
+        '(--shard-size)--shard-size=[Samples per output shard (rollover).]:shard_size: ' \
+        '(--part)--part=[Process only part I of N (0-based)\: every N-th shard starting at I.]:part: ' \
+        '(--skip-bad --no-skip-bad)--skip-bad[Skip missing or malformed files/labels (reported on stderr).]' \
+        '(--skip-bad --no-skip-bad)--no-skip-bad[Skip missing or malformed files/labels (reported on stderr).]' \
+        '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
+        '(--overwrite --no-overwrite)--no-overwrite[Replace existing outputs.]' \
+        '(- *)-h[Show this message and exit.]' \
+        '(- *)--help[Show this message and exit.]'
+}
+
+_handtools_import_multiview() {
+    _arguments -s -S : \
+        ':root:_files' \
+        '(-o --out)-o[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(-o --out)--out=[Output folder for the shards \[default\: ./import\].]:out:_files' \
+        '(--depth --no-depth)--depth[Read each view'\''s depth map.]' \
+        '(--depth --no-depth)--no-depth[Read each view'\''s depth map.]' \
         '(--prefix)--prefix=[Shard file name prefix \[default\: the source kind\].]:prefix: ' \
         '(--shard-size)--shard-size=[Samples per output shard (rollover).]:shard_size: ' \
         '(--part)--part=[Process only part I of N (0-based)\: every N-th shard starting at I.]:part: ' \

@@ -172,7 +172,7 @@ def test_bash_completes_commands_options_and_values(tmp_path):
     assert "import" in top and "info" in top
     assert _complete(["handtools", ""]) == top
     assert _complete(["handtools", "sy"]) == ["synth"]
-    assert _complete(["handtools", "-v", "import", ""]) == ["freihand", "ho3d", "images", "stb", "stereo", "video"]
+    assert _complete(["handtools", "-v", "import", ""]) == ["freihand", "ho3d", "images", "multiview", "stb", "stereo", "video"]
     assert _complete(["handtools", "--"]) == ["--config", "--debug", "--help", "--quiet", "--verbose", "--version"]
     assert _complete(["handtools", "synth", "--ove"]) == ["--overwrite"]
     assert _complete(["handtools", "import", "images", "--o"]) == ["--out", "--overwrite"]
@@ -221,6 +221,6 @@ def test_fish_completes_commands_options_and_values():
         return sorted(row.split("\t")[0] for row in res.stdout.splitlines())
 
     assert complete("handtools sy") == ["synth"]
-    assert complete("handtools import ") == ["freihand", "ho3d", "images", "stb", "stereo", "video"]
+    assert complete("handtools import ") == ["freihand", "ho3d", "images", "multiview", "stb", "stereo", "video"]
     assert complete("handtools import images --o") == ["--out", "--overwrite"]
     assert complete("handtools mask --method ") == ["gt", "keypoints", "skin"]

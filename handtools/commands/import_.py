@@ -343,3 +343,33 @@ def ho3d(
                  part=parts, overwrite=overwrite, skips=skips,
                  history=import_history("ho3d", dict(root=root, split=split, sequences=seqs, part=part)),
                  attrs={"dataset": "ho3d", "mano_flat_hand_mean": int(FLAT_HAND_MEAN)})
+
+
+# --------------------------------------------------------------------------- multi-view rigs
+@app.command("multiview")
+def multiview(
+    root: Annotated[Path, typer.Argument(help="Capture folder: cameras.json and one folder per camera.")],
+    out: Out = Path("import"),
+    depth: Annotated[bool, typer.Option("--depth/--no-depth", help="Read each view's depth map.")] = True,
+    prefix: Prefix = None,
+    shard_size: ShardSize = 256,
+    part: Part = None,
+    skip_bad: SkipBad = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Import a calibrated multi-view capture (with depth) as V-view frames for personalize.
+
+    Layout: docs/import.md ("multiview"): cameras.json (K, T_world_to_cam, depth_scale) and
+    per camera a folder of frames (image + <frame>.depth.png uint16 or .depth.npy metres).
+
+    \b
+    $ handtools import multiview studio/take1 --out take1/ | handtools detect | handtools personalize --out me.npz
+    """
+    from handtools.io.datasets.multiview import multiview_records
+
+    _require_dir(root, "capture")
+    records = multiview_records(root, use_depth=depth)
+    log.info(f"import multiview: {len(records)} frame(s) from {root} into {out}")
+    write_series(records, total=len(records), out=out, prefix=prefix or "multiview", shard_size=shard_size,
+                 part=parse_part(part), overwrite=overwrite, skips=Skips(skip_bad),
+                 history=import_history("multiview", dict(root=str(root), depth=depth, part=part)))

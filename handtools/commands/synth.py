@@ -39,6 +39,18 @@ def _parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def _is_personal(mano: Optional[Path]) -> bool:
+    """True when ``mano`` is a one-person model file: an ``.npz`` written by ``personalize``
+    (``handtools_personal``) or by the test-subject generator (``handtools_subject``)."""
+    if mano is None or not Path(mano).is_file() or Path(mano).suffix != ".npz":
+        return False
+    try:
+        with np.load(mano, allow_pickle=False) as f:
+            return "handtools_personal" in f.files or "handtools_subject" in f.files
+    except (OSError, ValueError):
+        return False  # HandModel.from_path reports a bad file with its own message
+
+
 # Long by its option table (30 lines) and --help docstring; the body (about 65 lines) is one linear sequence:
 # validate, plan outputs, render, write.
 def synth(
@@ -49,6 +61,14 @@ def synth(
     views: Annotated[
         int, typer.Option("--views", min=1, max=64, help="1 mono, 2 rectified stereo, N cameras around the hand.")
     ] = 1,
+    rig: Annotated[
+        str, typer.Option("--rig", help="N > 2 views: ring (horizontal circle) or dome (front hemisphere); the hand "
+                          "is centred on the rig's target so every view sees it.")
+    ] = "ring",
+    shape: Annotated[
+        str, typer.Option("--shape", help="random (a shape per sample), fixed (shape zero: one subject, the --mano "
+                          "file's template) or auto (fixed for a personal/subject model file, else random).")
+    ] = "auto",
     domain: Annotated[str, typer.Option("--domain", help="Domain preset: studio or indoor (see docs/synth.md).")] = "studio",
     image_size: Annotated[str, typer.Option("--image-size", metavar="WxH", help="Frame size in pixels.")] = "640x480",
     focal: Annotated[
@@ -79,13 +99,14 @@ def synth(
 
     \b
     $ handtools synth --views 2 --domain indoor -n 64 --out data/ | handtools info
+    $ handtools synth --mano subject.npz --views 8 --rig dome --image-size 128x128 -n 64 --out subject/
     $ handtools synth -n 10000 --shard-size 500 --part $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT --out data/
     """
     import torch
 
     from handtools.core.hand.model import HandModel
     from handtools.core.render import Renderer
-    from handtools.core.data.synth import DOMAINS, STB_FOCAL, camera_rig
+    from handtools.core.data.synth import DOMAINS, RIGS, STB_FOCAL, camera_rig
     from handtools.io.images import list_images, read_image
     from handtools.core.data.synth_render import SceneRenderer
 
@@ -98,15 +119,22 @@ def synth(
         raise typer.BadParameter("--focal and --baseline must be positive")
     if overwrite and skip_existing:
         raise typer.BadParameter("give --overwrite or --skip-existing, not both", param_hint="--skip-existing")
+    if rig not in RIGS:
+        raise typer.BadParameter(f"unknown rig {rig!r}; choose {', '.join(RIGS)}", param_hint="--rig")
+    if shape not in ("auto", "random", "fixed"):
+        raise typer.BadParameter(f"unknown shape mode {shape!r}; choose auto, random or fixed", param_hint="--shape")
+    fixed_shape = shape == "fixed" or (shape == "auto" and _is_personal(mano))
     parts = parse_part(part)
     bg_files = list_images(backgrounds) if backgrounds is not None else None
     dev = resolve_device(device)
 
     model = HandModel.from_path(mano, device=dev)
-    ks, ts = camera_rig(views, hw, focal, baseline)
+    target_depth = 0.5
+    ks, ts = camera_rig(views, hw, focal, baseline, target_depth=target_depth, rig=rig)
     scene = SceneRenderer(
         model, Renderer(renderer, device=dev), DOMAINS[domain], hw, ks, ts, baseline if views == 2 else None,
         kp_noise=kp_noise, seed=seed, backgrounds=bg_files, read_background=read_image,
+        fixed_shape=fixed_shape, centre=np.array([0.0, 0.0, target_depth]) if views > 2 else None,
     )
 
     num_shards = math.ceil(num / shard_size)
@@ -117,7 +145,8 @@ def synth(
             "handtools synth",
             dict(num=num, views=views, domain=domain, image_size=image_size, focal=focal, baseline=baseline,
                  kp_noise=kp_noise, seed=seed, shard_size=shard_size, part=part,
-                 backgrounds=str(backgrounds) if backgrounds else None),
+                 backgrounds=str(backgrounds) if backgrounds else None,
+                 **({"rig": rig} if views > 2 else {}), **({"shape": "fixed"} if fixed_shape else {})),
         )
     ]
     kept = set()

@@ -640,16 +640,27 @@ def noisy_keypoints(
     return np.concatenate([kp + offset, conf], -1).astype(np.float32)
 
 
+#: Multi-view rig layouts for N > 2 views (``camera_rig``'s ``rig``).
+RIGS = ("ring", "dome")
+
+
 def camera_rig(
-    views: int, image_size: tuple[int, int], focal: float, baseline: float, target_depth: float = 0.5
+    views: int, image_size: tuple[int, int], focal: float, baseline: float, target_depth: float = 0.5,
+    rig: str = "ring",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Intrinsics (V, 3, 3) and world-to-camera transforms (V, 4, 4), world = view 0.
 
     1 view: one pinhole camera. 2 views: a rectified stereo pair, view 1 the right
     camera ``baseline`` metres along +x (T_view translation -baseline). N > 2: cameras
-    on a horizontal arc around the point ``target_depth`` in front of view 0, all
-    looking at it (for multi-view ``personalize`` data), 360/N degrees apart.
+    around the point ``target_depth`` in front of view 0, all looking at it (for
+    multi-view ``personalize`` data): ``rig="ring"`` on a horizontal circle, 360/N
+    degrees apart; ``rig="dome"`` on the front hemisphere (up to 75 degrees from view 0's
+    axis, a golden-angle spiral), like the paper's capture studio (front, sides, top).
     """
+    if rig not in RIGS:
+        raise ValueError(f"rig must be one of {RIGS}, got {rig!r}")
+    if rig == "dome" and views > 2:
+        return _dome_rig(views, image_size, focal, target_depth)
     h, w = image_size
     k = np.array([[focal, 0, w / 2], [0, focal, h / 2], [0, 0, 1]], np.float32)
     ks = np.repeat(k[None], views, 0)
@@ -665,3 +676,29 @@ def camera_rig(
             ts[i, :3, :3] = r
             ts[i, :3, 3] = centre - r @ centre
     return ks, ts
+
+
+def _dome_rig(views: int, image_size: tuple[int, int], focal: float, target_depth: float):
+    """Cameras on the front hemisphere around ``(0, 0, target_depth)``; see :func:`camera_rig`."""
+    h, w = image_size
+    k = np.array([[focal, 0, w / 2], [0, focal, h / 2], [0, 0, 1]], np.float32)
+    ks = np.repeat(k[None], views, 0)
+    ts = np.repeat(np.eye(4, dtype=np.float32)[None], views, 0)
+    centre = np.array([0.0, 0.0, target_depth])
+    golden = np.pi * (3.0 - np.sqrt(5.0))
+    for i in range(1, views):
+        polar = np.deg2rad(75.0) * np.sqrt(i / (views - 1))  # even spread over the cap
+        azimuth = golden * i
+        axis = np.array([np.cos(azimuth), np.sin(azimuth), 0.0])  # perpendicular to the view axis
+        r = rotation_matrix(axis * polar)
+        ts[i, :3, :3] = r
+        ts[i, :3, 3] = centre - r @ centre
+    return ks, ts
+
+
+def centre_scene(scene: SceneSample, rest_root: np.ndarray, finger_dir: np.ndarray, centre: np.ndarray) -> None:
+    """Move a sampled hand so its centre (8 cm from the wrist along the fingers, as in
+    :func:`sample_scene`) sits at ``centre`` (view-0 frame, metres), in place: the point
+    a multi-view rig looks at, so every view sees the hand."""
+    r = rotation_matrix(scene.pose[:3].astype(np.float64))
+    scene.trans = (centre - rest_root - r @ (0.08 * finger_dir)).astype(np.float32)

@@ -40,6 +40,7 @@ from handtools.core.data.synth import (
     SceneSample,
     background,
     boundary_loop,
+    centre_scene,
     forearm_faces,
     forearm_mesh,
     noisy_keypoints,
@@ -114,6 +115,11 @@ class SceneRenderer:
         backgrounds: optional entries (e.g. image files) used instead of procedural backgrounds,
             decoded by ``read_background(entry) -> (H, W, 3) uint8`` (the caller's image reader:
             this module does no file I/O).
+        fixed_shape: every sample gets shape zero (one subject: the model file's own
+            template, e.g. a personal model from ``personalize`` or a test subject)
+            instead of a random shape per sample.
+        centre: (3,) point in the view-0 frame each hand is centred on (a multi-view rig's
+            target, so every view sees it), or None (placement by the domain preset).
         workers: samples rendered at once on threads (default on CPU: ``torch.get_num_threads()``
             at construction, i.e. the cores torch would use; on CUDA 1, as a rasteriser
             context is not shared across threads). 1 renders in the caller's thread.
@@ -133,6 +139,8 @@ class SceneRenderer:
         backgrounds: Optional[Sequence] = None,
         workers: Optional[int] = None,
         read_background: Optional[Callable[[Any], np.ndarray]] = None,
+        fixed_shape: bool = False,
+        centre: Optional[np.ndarray] = None,
     ):
         if workers is not None and workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -146,6 +154,8 @@ class SceneRenderer:
         if self.backgrounds is not None and read_background is None:
             raise ValueError("backgrounds need read_background: a function from an entry to an RGB uint8 image")
         self.read_background = read_background
+        self.fixed_shape = fixed_shape
+        self.centre = None if centre is None else np.asarray(centre, np.float64).reshape(3)
         dev, dt = model.faces.device, model.shapedirs.dtype
         self.device, self.dtype = dev, dt
         if workers is None:
@@ -253,6 +263,11 @@ class SceneRenderer:
             )
             for rng in rngs
         ]
+        for s in scenes:  # one subject and/or a rig's target: after all draws, so nothing else changes
+            if self.fixed_shape:
+                s.shape = np.zeros_like(s.shape)
+            if self.centre is not None:
+                centre_scene(s, self.rest_root, self.finger_dir, self.centre)
         n, v = len(indices), self.views
         dev, dt = self.device, self.dtype
         t = lambda a: torch.as_tensor(np.stack(a), device=dev, dtype=dt)  # noqa: E731
