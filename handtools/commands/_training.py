@@ -210,3 +210,21 @@ def progress_reporter(name: str, epochs: int) -> Iterator:
                     f"{k} {v:.4g}" for k, v in info.items() if k not in ("epoch",) and isinstance(v, float)))
 
         yield report
+
+
+def parse_weights(items: list[str], known: dict) -> dict:
+    """``--weight NAME=VALUE`` items as ``{name: float}``; names must be keys of ``known``.
+
+    Raises:
+        typer.BadParameter: an unknown name (listing the known ones) or a value that is not a number.
+    """
+    weights = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise typer.BadParameter(f"unknown weight {name!r} (known: {', '.join(known)})", param_hint="--weight")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--weight")
+    return weights

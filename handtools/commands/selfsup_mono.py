@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from handtools.commands._training import TrainOptions, checkpoint_target, run_training, train_config
+from handtools.commands._training import TrainOptions, checkpoint_target, parse_weights, run_training, train_config
 from handtools.console import log
 from handtools.core.methods.s2hand.config import BRANCH_2D_LOSSES, LOSS_NAMES, PAPER, PRESETS
 from handtools.errors import InputError
@@ -89,7 +89,7 @@ def selfsup_mono(
     enabled = [n for n in cfg0.losses if n not in off]
     if not enabled:
         raise typer.BadParameter("every loss is switched off", param_hint="--no")
-    weights = _parse_weights(weight or [], cfg0.weights)
+    weights = parse_weights(weight or [], cfg0.weights)
     for name, value, allowed in (("--pool", pool, ("max", "avg")), ("--texture", texture, ("vertex", "face")),
                                  ("--con-sum", con_sum, ("sum", "mean")), ("--loc-form", loc_form, ("paper", "code")),
                                  ("--shape-form", shape_form, ("norm", "mse"))):
@@ -150,16 +150,3 @@ def _load_init(net, ckpt: dict, path: Path) -> None:
     state = {k[len("encoder."):]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
     net.encoder.trunk.load_state_dict(state, strict=True)
     log.info(f"selfsup-mono: encoder initialised from the prior {path}")
-
-
-def _parse_weights(items: list[str], known: dict) -> dict:
-    weights = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if name not in known:
-            raise typer.BadParameter(f"unknown weight {name!r} (known: {', '.join(known)})", param_hint="--weight")
-        try:
-            weights[name] = float(value)
-        except ValueError:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--weight")
-    return weights

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from handtools.commands._training import (
-    TrainOptions, checkpoint_target, input_fingerprints, run_training, train_config,
+    TrainOptions, checkpoint_target, input_fingerprints, parse_weights, run_training, train_config,
 )
 from handtools.console import log
 from handtools.core.methods.binocular.config import DEPTH_LOSS, LOSS_NAMES, PAPER
@@ -87,7 +87,7 @@ def selfsup_stereo(
     from handtools.core.methods.binocular import StereoSelfSupLoss, pseudo_meshes, pseudo_source, stereo_net_from_prior
     from handtools.io.training_data import MASK_MODES, StereoCropDataset
 
-    weights = _parse_weights(weight or [], PAPER.loss_weights)
+    weights = parse_weights(weight or [], PAPER.loss_weights)
     enabled = [n for n, on in zip(LOSS_NAMES, (photo, edge, laplacian, mask, chamfer, normal)) if on]
     if z_head and depth:
         enabled.append(DEPTH_LOSS)
@@ -153,16 +153,3 @@ def selfsup_stereo(
     size = f"{data.image_size[1]}x{data.image_size[0]}"
     run_training("selfsup-stereo", trainer, out, start,
                  f"{len(data)} pairs ({size}), losses {', '.join(enabled)}{' + z head' if z_head else ''}", allow_change)
-
-
-def _parse_weights(items: list[str], known: dict) -> dict:
-    weights = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        if name not in known:
-            raise typer.BadParameter(f"unknown loss {name!r} (known: {', '.join(known)})", param_hint="--weight")
-        try:
-            weights[name] = float(value)
-        except ValueError:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--weight")
-    return weights
