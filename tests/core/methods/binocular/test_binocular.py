@@ -106,15 +106,20 @@ def test_pseudo_meshes_shapes_and_wrist_depth(prior_ckpt, hand, pairs, pseudo):
     b = _batch(pairs[0])
     with torch.no_grad():
         net.eval()
-        wl = regress_joints21(net(b["image_l"])["uv"], hand.joint_regressor)[:, 0]  # (2, 2) wrist pixels
-        wr = regress_joints21(net(b["image_r"])["uv"], hand.joint_regressor)[:, 0]
+        out_l, out_r = net(b["image_l"]), net(b["image_r"])
+        wl = regress_joints21(out_l["uv"], hand.joint_regressor)[:, 0]  # (2, 2) wrist pixels
+        wr = regress_joints21(out_r["uv"], hand.joint_regressor)[:, 0]
     d = (wl[:, 0] - b["K_l"][:, 0, 2]) - (wr[:, 0] - b["K_r"][:, 0, 2])
     if not (d > 1.0).all():
         pytest.skip("the untrained prior's wrists cross (no finite wrist depth to compare)")
     z_wrist = b["K_l"][:, 0, 0] * b["baseline"] / d
-    for k in ("left", "right"):
+    for k, out in (("left", out_l), ("right", out_r)):
         got = regress_joints21(pseudo[k], hand.joint_regressor)[:, 0, 2]
         torch.testing.assert_close(got, z_wrist, rtol=1e-4, atol=0)
+        # the shape in depth is the prior's own z head (relative to its regressed wrist), not per-vertex disparity
+        z = out["z"]  # (2, 778) metres
+        z_rel = z - regress_joints21(z[..., None], hand.joint_regressor)[:, :1, 0]
+        torch.testing.assert_close(pseudo[k][..., 2] - z_wrist[:, None], z_rel, rtol=0, atol=1e-5)
 
 
 def test_pseudo_meshes_refuse_a_prior_without_z_head(hand, pairs):
