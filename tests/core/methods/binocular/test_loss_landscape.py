@@ -27,48 +27,59 @@ S, F_PX, BASE, Z0 = 64, 120.0, 0.06, 0.6
 SHIFT = torch.tensor([BASE, 0.0, 0.0])  # left frame -> right frame: p - (b, 0, 0)
 
 
-@pytest.fixture(scope="module")
-def scene():
+def _make_scene(backend: str = "torch", device: str = "cpu"):
     hand = HandModel.from_path(None)
-    K = torch.tensor([[[F_PX, 0.0, S / 2], [0.0, F_PX, S / 2], [0.0, 0.0, 1.0]]])
+    K = torch.tensor([[[F_PX, 0.0, S / 2], [0.0, F_PX, S / 2], [0.0, 0.0, 1.0]]], device=device)
     pose = torch.zeros(1, 48)
     pose[0, 0] = -math.pi / 2  # palm towards the cameras
     v = hand(pose, torch.zeros(1, 10)).verts
     true_l = v - v.mean(1, keepdim=True) + torch.tensor([BASE / 2, 0.0, Z0])  # (1, 778, 3), between the cameras
     g = torch.Generator().manual_seed(0)
     colours = 0.5 + 0.4 * torch.sin(true_l @ (150.0 * torch.randn(3, 3, generator=g)))  # stripes ~4 cm, on the skin
-    renderer = Renderer("torch")
-    left = renderer.render(true_l, hand.faces, K, (S, S), colors=colours)
-    right = renderer.render(true_l - SHIFT, hand.faces, K, (S, S), colors=colours)
     # a far, textured background (the same in both views; masked out by the loss)
     bg = 0.3 + 0.4 * torch.rand(1, 3, S // 8, S // 8, generator=g)
-    bg = torch.nn.functional.interpolate(bg, size=(S, S), mode="bilinear", align_corners=False)
+    bg = torch.nn.functional.interpolate(bg, size=(S, S), mode="bilinear", align_corners=False).to(device)
+    true_l, colours = true_l.to(device), colours.to(device)
+    renderer = Renderer(backend, device=device)
+    faces = hand.faces.to(device)
+    left = renderer.render(true_l, faces, K, (S, S), colors=colours)
+    right = renderer.render(true_l - SHIFT.to(device), faces, K, (S, S), colors=colours)
 
     def image(r):
         return r.rgb.permute(0, 3, 1, 2) + (1.0 - r.silhouette[:, None]) * bg
 
     batch = {
         "image_l": image(left), "image_r": image(right),
-        "K_l": K, "K_r": K.clone(), "baseline": torch.tensor([BASE]),
+        "K_l": K, "K_r": K.clone(), "baseline": torch.tensor([BASE], device=device),
         "mask_l": (left.silhouette > 0.5).float(), "mask_r": (right.silhouette > 0.5).float(),
     }
     loss = StereoSelfSupLoss(hand.faces, hand.joint_regressor, renderer, None, enabled=LOSS_NAMES)
     return hand, batch, true_l, loss
 
 
+@pytest.fixture(scope="module")
+def scene():
+    return _make_scene()
+
+
 def _terms(loss, batch, verts_l, true_l):
     """Terms of a candidate mesh (left frame; the right branch sees the same hand), pseudo = truth."""
-    return loss.mesh_terms(verts_l, verts_l - SHIFT, batch, true_l, true_l - SHIFT)
+    shift = SHIFT.to(verts_l.device)
+    return loss.mesh_terms(verts_l, verts_l - shift, batch, true_l, true_l - shift)
 
 
 def _perturbed(true_l):
     c = true_l.mean(1, keepdim=True)
     out = {}
+
+    def t(x, y, z):
+        return torch.tensor([x, y, z], device=true_l.device)
+
     for d in (-0.03, 0.03):
-        out[f"depth {d:+.2f} m"] = true_l + torch.tensor([0.0, 0.0, d])
+        out[f"depth {d:+.2f} m"] = true_l + t(0.0, 0.0, d)
     for d in (-0.01, 0.01):
-        out[f"sideways x {d:+.2f} m"] = true_l + torch.tensor([d, 0.0, 0.0])
-        out[f"sideways y {d:+.2f} m"] = true_l + torch.tensor([0.0, d, 0.0])
+        out[f"sideways x {d:+.2f} m"] = true_l + t(d, 0.0, 0.0)
+        out[f"sideways y {d:+.2f} m"] = true_l + t(0.0, d, 0.0)
     for s in (0.9, 1.1):
         out[f"scaled x{s}"] = c + s * (true_l - c)
     return out
@@ -128,3 +139,25 @@ def test_mesh_terms_closed_forms(scene):
     assert float(scaled["edge"]) == pytest.approx(2 * (s - 1) ** 2 * float(sq_len), rel=1e-3)
     # eq. 6 is quadratic in the vertices and translation invariant: scales with s^2
     assert float(scaled["laplacian"]) == pytest.approx(s * s * float(at_truth["laplacian"]), rel=1e-3)
+
+
+@pytest.mark.gpu
+def test_landscape_with_nvdiffrast_on_cuda_matches_the_cpu_path(scene):
+    """The same scene rendered and scored by nvdiffrast on CUDA: the truth is still the minimum,
+    and each term agrees with the CPU torch renderer's within the renderers' rim differences."""
+    pytest.importorskip("nvdiffrast.torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA")
+    _, batch, true_l, loss = _make_scene("nvdiffrast", "cuda")
+    at_truth = _terms(loss, batch, true_l, true_l)
+    total_truth = float(loss.total(at_truth))
+    for name, verts in _perturbed(true_l).items():
+        assert float(loss.total(_terms(loss, batch, verts, true_l))) > 2.0 * total_truth, name
+    _, batch_c, true_c, loss_c = scene
+    cpu = _terms(loss_c, batch_c, true_c, true_c)
+    assert float(at_truth["photo"]) < 0.03
+    assert abs(float(at_truth["mask"]) - float(cpu["mask"])) < 0.01
+    for name, verts in _perturbed(true_l).items():
+        got = float(_terms(loss, batch, verts, true_l)["photo"])
+        want = float(_terms(loss_c, batch_c, verts.cpu(), true_c)["photo"])
+        assert got == pytest.approx(want, rel=0.25, abs=0.01), name
