@@ -26,6 +26,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from handtools.core.learning.nets.resnet import load_torchvision_state
+
 #: torchvision's B0 stage table: (expand ratio, kernel, stride, in, out, layers).
 _B0_STAGES = (
     (1, 3, 1, 32, 16, 1),
@@ -168,25 +170,4 @@ def load_efficientnet_weights(encoder: EfficientNetEncoder, weights: str | os.Pa
     """Load a torchvision ``efficientnet_b0/b3`` state dict (``.pth`` path or mapping);
     ``classifier.*`` is ignored, a leading ``module.`` stripped. Raises ValueError naming
     the first missing, unexpected or mis-shaped keys."""
-    if isinstance(weights, Mapping):
-        state, source = dict(weights), "state dict"
-    else:
-        source = os.fspath(weights)
-        state = torch.load(source, map_location="cpu", weights_only=True)
-        if not isinstance(state, Mapping):
-            raise ValueError(f"{source}: expected a state dict, got {type(state).__name__}")
-        state = dict(state)
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-    own = encoder.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or wrong:
-        what = "; ".join(f"{name}: {', '.join(keys[:3])}" for name, keys in
-                         (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)) if keys)
-        raise ValueError(f"{source} does not match a torchvision {encoder.arch} ({what})")
-    for k, v in own.items():
-        state.setdefault(k, torch.zeros_like(v))
-    encoder.load_state_dict(state, strict=True)
+    load_torchvision_state(encoder, weights, "classifier.")

@@ -209,7 +209,20 @@ def load_backbone_weights(
     Raises:
         ValueError: naming the first missing, unexpected or mis-shaped keys.
     """
-    encoder = _find_encoder(model)
+    return load_torchvision_state(_find_encoder(model), weights, "fc.")
+
+
+def load_torchvision_state(encoder: nn.Module, weights: str | os.PathLike | Mapping[str, torch.Tensor],
+                           head_prefix: str) -> nn.Module:
+    """Load a torchvision classification state dict into ``encoder`` (which has an ``arch`` name).
+
+    The classifier (keys starting with ``head_prefix``, e.g. ``"fc."`` or ``"classifier."``) is
+    ignored, a leading ``module.`` stripped, absent ``*.num_batches_tracked`` set to 0; every
+    other key must match by name and shape. Files are read by :func:`_load_tensors`.
+
+    Raises:
+        ValueError: naming the first missing, unexpected or mis-shaped keys, or the unreadable file.
+    """
     if isinstance(weights, Mapping):
         state = dict(weights)
         source = "state dict"
@@ -221,7 +234,7 @@ def load_backbone_weights(
         state = dict(state)
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    state = {k: v for k, v in state.items() if not k.startswith(head_prefix)}
 
     own = encoder.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
