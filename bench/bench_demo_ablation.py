@@ -1,20 +1,23 @@
 """The binocular paper's Tables 1 and 2 on the demo's data, over several adaptation seeds.
 
-Runs ``handtools demo`` (default preset) into ``--work`` unless it is there already,
-then re-runs its ``selfsup-stereo`` step (same prior, same label-free training pairs)
-with each loss removed, plus a zero-loss control (BatchNorm statistics only) and a
+For each seed, runs ``handtools demo --seed S`` (default preset: the shipped prior, its own
+synthesised indoor pairs, detections, crops, masks and adaptation seed) into
+``--work/seedS`` unless it is there already, then re-runs its ``selfsup-stereo`` step
+(same prior, same label-free training pairs, same seed) with each loss removed, plus a zero-loss control (BatchNorm statistics only) and a
 supervised oracle (the same prior fine-tuned with the indoor pairs' 3D labels, same
 epochs and lr), once per ``--seeds`` value; predicts the demo's held-out indoor pairs
 and prints mean ± standard deviation over the seeds of absolute, root-relative and
 Procrustes-aligned MPJPE and PCK AUC. A peer: MediaPipe Hands' 3D world landmarks on
 the left frames of the same held-out pairs (root-relative and Procrustes-aligned only:
-MediaPipe gives no absolute depth).
+MediaPipe gives no absolute depth), averaged over the seeds' test sets likewise.
 
-The seeds vary the adaptation (initial data order, augmentation-free); the prior and the
-data are the demo's (seed 0), so the spread is the adaptation's, not the prior's.
+The seeds vary the indoor data (training and held-out pairs), hence the detections,
+crops and masks, and the adaptation's data order; the prior is the shipped one
+(``--prior train``: each seed's demo pretrains its own), so the spread is the data's
+and the adaptation's.
 
     python bench/bench_demo_ablation.py --work /tmp/demo-bench
-    python bench/bench_demo_ablation.py --work demo-out --only "full (paper)" "no photo" --seeds 0 1 2
+    python bench/bench_demo_ablation.py --work /tmp/demo-bench --only "full (paper losses)" "no photo" --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ RUNS = {
     "BatchNorm statistics only": ["--no-edge", "--no-laplacian", "--no-mask", "--no-chamfer", "--no-normal",
                                   "--no-depth", "--weight", "photo=0"],
     "oracle (3D labels)": None,  # supervised fine-tuning, see oracle()
+    # the baseline to beat: the prior's own starting point, the labelled set's mean hand, for
+    # every image (its lixel heads' output convolutions zeroed), placed by stereo like the prior
+    "mean hand (no image)": "mean",
     "no laplacian": ["--no-laplacian"],
     "no mask": ["--no-mask"],
     "no chamfer": ["--no-chamfer"],
@@ -70,7 +76,9 @@ def oracle(prior: Path, train: list[Path], out: Path, epochs: int, lr: float, se
     from handtools.io.training_data import CropViewDataset
 
     torch.manual_seed(seed)
-    ck = torch.load(prior, map_location="cpu", weights_only=False)
+    from handtools.core.learning.checkpoints import load_checkpoint
+
+    ck = load_checkpoint(prior, meta_keys=("kind", "net"))
     hand = HandModel.from_path(None)
     net = build_prior(ck["meta"]["net"], J_regressor=hand.joint_regressor)
     net.load_state_dict(ck["model"])
@@ -87,6 +95,21 @@ def oracle(prior: Path, train: list[Path], out: Path, epochs: int, lr: float, se
             opt.step()
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(dict(ck, model=net.state_dict(), meta=dict(ck["meta"], oracle=True)), out)
+
+
+def mean_hand(prior, out: Path) -> None:
+    """The prior with its image-dependent residual switched off: the lixel heads' output
+    convolutions zeroed, so it outputs the per-bin prior logits' soft-argmax, the labelled
+    set's mean hand (``HandPriorNet.init_mean``), whatever the image."""
+    import torch
+
+    from handtools.core.learning.checkpoints import load_checkpoint
+
+    ck = load_checkpoint(prior, meta_keys=("kind", "net"))
+    model = {k: torch.zeros_like(v) if k.split(".")[-2] in ("conv_x", "conv_y", "conv_z_2") else v
+             for k, v in ck["model"].items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(ck, model=model), out)
 
 
 def mediapipe_peer(test_frames: list[Path]) -> dict | None:
@@ -119,55 +142,66 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("demo-bench"), help="demo folder (made if missing)")
     ap.add_argument("--epochs", type=int, default=8, help="selfsup-stereo epochs (the demo's)")
     ap.add_argument("--lr", type=float, default=1e-4, help="selfsup-stereo lr (the demo's)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="adaptation seeds")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="demo seeds (data and adaptation)")
     ap.add_argument("--only", nargs="*", help="run names to run (default: all)")
     ap.add_argument("--one-seed", nargs="*", default=[], help="run names to run with the first seed only")
     ap.add_argument("--no-peer", action="store_true", help="skip MediaPipe's world landmarks")
+    ap.add_argument("--prior", choices=("shipped", "train"), default="shipped", help="the demo's --prior")
     args = ap.parse_args()
     torch_threads = os.environ.get("OMP_NUM_THREADS", "default")
-    w = args.work
     t0 = time.perf_counter()
-    if not (w / "prior.pt").exists():
-        ht("demo", "--out", w, "--overwrite")
-    train = sorted((w / "indoor" / "train").glob("*.h5"))
-    test = sorted((w / "indoor" / "test").glob("*.h5"))
-    rows: list[tuple[str, list[dict]]] = []
-    before = json.loads(ht("evaluate", *sorted((w / "pred-before").glob("*.h5"))))
-    rows.append(("test directly (prior, binocular)", [before]))
-    for name, flags in RUNS.items():
-        if args.only and name not in args.only:
-            continue
-        tag = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
-        runs = []
-        for seed in args.seeds[:1] if name in args.one_seed else args.seeds:
-            ck = w / "ablation" / f"{tag}-s{seed}.pt"
-            pred = w / "ablation" / f"pred-{tag}-s{seed}"
+    names = [n for n in RUNS if not args.only or n in args.only]
+    results: dict[str, list[dict]] = {"test directly (prior, binocular)": []}
+    results.update({n: [] for n in names})
+    peers = []
+    for seed in args.seeds:
+        w = args.work / f"seed{seed}"
+        if not (w / "adapted.pt").exists():
+            ht("demo", "--out", w, "--seed", seed, "--prior", args.prior, "--overwrite")
+        prior = w / "prior.pt" if args.prior == "train" else "default"
+        train = sorted((w / "indoor" / "train").glob("*.h5"))
+        test = sorted((w / "indoor" / "test").glob("*.h5"))
+        results["test directly (prior, binocular)"].append(
+            json.loads(ht("evaluate", *sorted((w / "pred-before").glob("*.h5")))))
+        for name in names:
+            if name in args.one_seed and seed != args.seeds[0]:
+                continue
+            flags = RUNS[name]
+            tag = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+            ck = w / "ablation" / f"{tag}.pt"
+            pred = w / "ablation" / f"pred-{tag}"
             if ck.exists() and sorted(pred.glob("*.h5")):  # done by an earlier (interrupted) run
-                runs.append(json.loads(ht("evaluate", *sorted(pred.glob("*.h5")))))
+                results[name].append(json.loads(ht("evaluate", *sorted(pred.glob("*.h5")))))
                 continue
             if flags is None:
-                oracle(w / "prior.pt", train, ck, args.epochs, args.lr, seed)
+                oracle(prior, train, ck, args.epochs, args.lr, seed)
                 mode = ["--mode", "binocular"]
-            elif not flags and seed == 0 and args.epochs == 8 and args.lr == 1e-4 and (w / "adapted.pt").exists():
-                ck, mode = w / "adapted.pt", []  # the demo's own adaptation (same settings, seed 0)
+            elif flags == "mean":
+                mean_hand(prior, ck)
+                mode = ["--mode", "binocular"]
+            elif not flags and args.epochs == 8 and args.lr == 1e-4:
+                ck, mode = w / "adapted.pt", []  # the demo's own adaptation (same settings and seed)
             else:
                 z = [] if "--no-z-head" in flags else ["--z-head"]
-                ht("selfsup-stereo", "--init", w / "prior.pt", *train, "--epochs", args.epochs, "--lr", args.lr,
+                ht("selfsup-stereo", "--init", prior, *train, "--epochs", args.epochs, "--lr", args.lr,
                    "--milestones", "", "--seed", seed, *z, *[f for f in flags if f != "--no-z-head"],
                    "--out", ck, "--overwrite")
                 mode = []
             ht("predict", "-c", ck, *mode, "--out", pred, "--overwrite", *test)
-            runs.append(json.loads(ht("evaluate", *sorted(pred.glob("*.h5")))))
-            print(f"  {name} seed {seed}: " + ", ".join(f"{k} {runs[-1][k]:.3f}" for k, _ in KEYS),
+            results[name].append(json.loads(ht("evaluate", *sorted(pred.glob("*.h5")))))
+            print(f"  {name} seed {seed}: " + ", ".join(f"{k} {results[name][-1][k]:.3f}" for k, _ in KEYS),
                   file=sys.stderr, flush=True)
-        rows.append((name, runs))
-        table(rows, None, sys.stderr)  # so far, in case the run is cut short
-    peer = None if args.no_peer else mediapipe_peer(sorted((w / "indoor" / "test-det").glob("*.h5")))
+        if not args.no_peer:
+            peer = mediapipe_peer(sorted((w / "indoor" / "test-det").glob("*.h5")))
+            if peer is not None:
+                peers.append(peer)
+        table(list(results.items()), None, sys.stderr)  # so far, in case the run is cut short
     print(machine_info())
-    print(f"held-out indoor stereo pairs: {rows[0][1][0]['num_samples']} (crops from MediaPipe detections); "
-          f"selfsup-stereo {args.epochs} epochs, lr {args.lr:g}; seeds {' '.join(map(str, args.seeds))} "
-          f"(mean ± std over seeds, population std); OMP_NUM_THREADS={torch_threads}")
-    table(rows, peer, sys.stdout)
+    counts = [r["num_samples"] for r in results["test directly (prior, binocular)"]]
+    print(f"held-out indoor stereo pairs per seed: {' '.join(map(str, counts))} (crops from MediaPipe detections); "
+          f"prior: {args.prior}; selfsup-stereo {args.epochs} epochs, lr {args.lr:g}; seeds "
+          f"{' '.join(map(str, args.seeds))} (mean ± std over seeds, population std); OMP_NUM_THREADS={torch_threads}")
+    table(list(results.items()), peers, sys.stdout)
     print(f"wall time {time.perf_counter() - t0:.0f} s")
 
 
@@ -181,10 +215,12 @@ def table(rows, peer, file) -> None:
             fmt = ".3f" if k == "pck_auc" else ".1f"
             cells.append(f"{v.mean():{fmt}} ± {v.std():{fmt}}" if len(v) > 1 else f"{v.mean():{fmt}}")
         print(f"{name:<34}" + "".join(f"{c:>20}" for c in cells) + f"   {len(runs)}", file=file)
-    if peer is not None:
-        print(f"{'MediaPipe world landmarks':<34}{'-':>20}{peer['rr_mpjpe_mm']:>20.1f}{peer['pa_mpjpe_mm']:>20.1f}"
-              f"{'-':>20}   ({peer['num_samples']} left frames it found)", file=file, flush=True)
-
+    if peer:
+        rr, pa = (np.array([p[k] for p in peer]) for k in ("rr_mpjpe_mm", "pa_mpjpe_mm"))
+        n = "+".join(str(p["num_samples"]) for p in peer)
+        fmt = (lambda v: f"{v.mean():.1f} ± {v.std():.1f}") if len(peer) > 1 else (lambda v: f"{v.mean():.1f}")
+        print(f"{'MediaPipe world landmarks':<34}{'-':>20}{fmt(rr):>20}{fmt(pa):>20}"
+              f"{'-':>20}   {len(peer)} ({n} left frames it found)", file=file, flush=True)
 
 if __name__ == "__main__":
     main()

@@ -44,11 +44,20 @@ PRESETS = {
     # other CPU benches use). Measured on 2 cores: synth+crop 195 s, pretrain 875 s while other jobs
     # shared the CPU (5.5 images/s; 39 images/s when it had the cores to itself, ~2 min).
     "cpu": dict(size=64, encoder="resnet18", n_train=1500, n_test=200, image_size="320x240", epochs=3,
-                batch_size=8, lr=1e-3, milestones="", gamma=0.1, device="cpu", workers=0),
+                batch_size=8, lr=1e-3, milestones="", gamma=0.1, device="cpu", workers=0, scales="1.4",
+                focal=411.4),
+    # The prior shipped in the package (handtools/data/prior_default.pt, what `handtools demo`
+    # starts from): ResNet-10 at the demo's 64 px crops and 320x240 frames, 10000 studio frames
+    # cropped at three scales around the ground-truth joints (so detection boxes of other sizes
+    # are in range), 8 epochs with lr x0.1 after 5 and 7. `--export` writes it in float16.
+    "shipped": dict(size=64, encoder="resnet10", n_train=10000, n_test=300, image_size="320x240", epochs=8,
+                    batch_size=32, lr=1e-3, milestones="5,7", gamma=0.1, device="cpu", workers=0,
+                    scales="1.25,1.45,1.7", focal=411.4),
     # The paper (supplementary §3): 256² crops, ResNet-50, batch 32, Adam 1e-5 (FreiHAND's
     # 130k images; 1e-4 for this smaller synthetic set), 25 epochs, x0.1 after 17 and 21.
     "paper": dict(size=256, encoder="resnet50", n_train=20000, n_test=1000, image_size="640x480", epochs=25,
-                  batch_size=32, lr=1e-4, milestones="17,21", gamma=0.1, device="auto", workers=4),
+                  batch_size=32, lr=1e-4, milestones="17,21", gamma=0.1, device="auto", workers=4, scales="1.4",
+                  focal=822.8),
 }
 METRICS = ("rr_mpjpe_mm", "pa_mpjpe_mm", "rr_pck_auc")
 
@@ -110,6 +119,25 @@ def mean_pose_predictions(train: list[str], test: list[str], out_dir: Path) -> l
     return paths
 
 
+def export_shipped(ck: Path, dest: Path, cfg: dict, seed: int) -> None:
+    """Write checkpoint ``ck`` as the package's prior: float16 tensors (half the size; loading casts
+    them back to the network's float32), finished, and its provenance in ``meta`` instead of the
+    training shards' local paths."""
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from handtools.core.learning.checkpoints import atomic_save, load_checkpoint
+
+    state = load_checkpoint(ck, meta_keys=("kind", "net"))
+    model = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    meta = dict(state["meta"])
+    meta["train_shards"] = []
+    meta["provenance"] = (f"python bench/bench_prior.py --preset shipped --seed {seed} --export {dest.name} "
+                          f"(config {json.dumps(cfg, sort_keys=True)}); torch {torch.__version__}")
+    atomic_save({"format": state["format"], "model": model, "meta": meta, "finished": True}, dest)
+    print(f"exported {dest} ({dest.stat().st_size / 1e6:.1f} MB)")
+
+
 def evaluate(preds: list[str], log: Path) -> dict:
     res = json.loads(sh(["evaluate", *preds], log))
     return {k: res[k] for k in METRICS}
@@ -121,6 +149,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("bench_prior_work"), help="working folder (kept; data reused)")
     ap.add_argument("--seed", type=int, default=0, help="network seed (data: train seed 1, test seed 2)")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--reuse", action="store_true", help="score the prior.pt already in --work (no training)")
+    ap.add_argument("--export", type=Path, help="write the trained prior here in float16 (the shipped prior: "
+                    "handtools/data/prior_default.pt)")
     for k, v in PRESETS["cpu"].items():  # every preset value can be overridden: --size 96 --epochs 8 ...
         ap.add_argument("--" + k.replace("_", "-"), type=type(v), default=None)
     args = ap.parse_args()
@@ -135,37 +166,46 @@ def main() -> None:
         times[name] = times.get(name, 0.0) + time.time() - t
         return r
 
-    def dataset(split: str, n: int, seed: int) -> list[str]:
-        tag = f"{split}-n{n}-s{seed}-{cfg['image_size']}-c{cfg['size']}"
+    def dataset(split: str, n: int, seed: int, domain: str = "studio", scales: str = "1.4") -> list[str]:
+        tag = f"{split}-{domain}-n{n}-s{seed}-{cfg['image_size']}-f{cfg['focal']}-c{cfg['size']}-x{scales}"
         crops = work / "crops" / tag
         done = crops / "DONE"
         if done.exists():  # reuse data made by an earlier run with the same settings
-            return sorted(str(p) for p in crops.glob("*.h5"))
-        frames = sh(["synth", "--domain", "studio", "-n", n, "--seed", seed, "--image-size", cfg["image_size"],
-                     "--shard-size", 500, "--device", cfg["device"], "--out", work / "frames" / tag, "--overwrite"], log)
-        out = sh(["crop", "--center", "gt", "--size", cfg["size"], "--out", crops, "--overwrite"], log, stdin=frames)
+            return sorted(str(p) for p in crops.rglob("*.h5"))
+        frames = sh(["synth", "--domain", domain, "-n", n, "--seed", seed, "--image-size", cfg["image_size"],
+                     "--focal", cfg["focal"], "--shard-size", 500, "--device", cfg["device"],
+                     "--out", work / "frames" / tag, "--overwrite"], log)
+        out = []
+        for scale in scales.split(","):  # one crop of every frame per scale (windows of several sizes)
+            out += sh(["crop", "--center", "gt", "--size", cfg["size"], "--scale", scale, "--out",
+                       crops / f"scale{scale}", "--overwrite"], log, stdin=frames).split()
         done.write_text("ok\n")
-        return sorted(out.split())
+        return sorted(out)
 
-    train = timed("synth+crop", dataset, "train", cfg["n_train"], 1)
+    train = timed("synth+crop", dataset, "train", cfg["n_train"], 1, "studio", cfg["scales"])
     test = timed("synth+crop", dataset, "test", cfg["n_test"], 2)
+    test_indoor = timed("synth+crop", dataset, "test", cfg["n_test"], 3, "indoor")
     common = ["--device", cfg["device"]]
 
     rows = {}
     ck0 = work / "untrained.pt"
     untrained_checkpoint(cfg, train, ck0, args.seed)
-    preds = sh(["predict", "-c", ck0, "--out", work / "pred_untrained", "--overwrite", *common, *test], log).split()
-    rows["untrained"] = evaluate(preds, log)
-    rows["mean pose"] = evaluate(mean_pose_predictions(train, test, work / "pred_mean"), log)
-
     ck = work / "prior.pt"
-    timed("pretrain", sh, ["pretrain", "--encoder", cfg["encoder"], "--epochs", cfg["epochs"],
-                           "--batch-size", cfg["batch_size"], "--lr", cfg["lr"], "--milestones", cfg["milestones"],
-                           "--gamma", cfg["gamma"], "--workers", cfg["workers"], "--seed", args.seed,
-                           "--out", ck, "--overwrite", *common, *train], log)
-    preds = timed("predict", sh, ["predict", "-c", ck, "--out", work / "pred_trained", "--overwrite", *common, *test],
-                  log).split()
-    rows["trained"] = evaluate(preds, log)
+    if not (args.reuse and ck.exists()):
+        timed("pretrain", sh, ["pretrain", "--encoder", cfg["encoder"], "--epochs", cfg["epochs"],
+                               "--batch-size", cfg["batch_size"], "--lr", cfg["lr"], "--milestones", cfg["milestones"],
+                               "--gamma", cfg["gamma"], "--workers", cfg["workers"], "--seed", args.seed,
+                               "--checkpoint-every", 500, "--out", ck, "--overwrite", *common, *train], log)
+    for domain, shards in (("studio", test), ("indoor", test_indoor)):
+        preds = sh(["predict", "-c", ck0, "--out", work / f"pred_untrained_{domain}", "--overwrite", *common,
+                    *shards], log).split()
+        rows[f"{domain}: untrained"] = evaluate(preds, log)
+        rows[f"{domain}: mean pose"] = evaluate(mean_pose_predictions(train, shards, work / f"pred_mean_{domain}"), log)
+        preds = timed("predict", sh, ["predict", "-c", ck, "--out", work / f"pred_trained_{domain}", "--overwrite",
+                                      *common, *shards], log).split()
+        rows[f"{domain}: trained"] = evaluate(preds, log)
+    if args.export:
+        export_shipped(ck, args.export, cfg, args.seed)
 
     import torch
 
@@ -174,9 +214,10 @@ def main() -> None:
                + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
     print(f"\nhand-prior bench, preset {args.preset}: {machine}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items()))
-    print(f"{'model':<12}" + "".join(f"{m:>14}" for m in METRICS))
+    print(f"held-out {cfg['n_test']} studio and {cfg['n_test']} indoor frames (crops around the true joints)")
+    print(f"{'model':<20}" + "".join(f"{m:>14}" for m in METRICS))
     for name, r in rows.items():
-        print(f"{name:<12}" + "".join(f"{r[m]:>14.3f}" if m.endswith("auc") else f"{r[m]:>14.1f}" for m in METRICS))
+        print(f"{name:<20}" + "".join(f"{r[m]:>14.3f}" if m.endswith("auc") else f"{r[m]:>14.1f}" for m in METRICS))
     print("wall time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     if args.json:
         args.json.write_text(json.dumps({"preset": args.preset, "config": cfg, "machine": machine, "rows": rows,

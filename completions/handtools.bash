@@ -16,8 +16,8 @@ _handtools_spec() {
         ;;
     "demo")
         _ht_cmds=""
-        _ht_opts="--device --help --no-overwrite --out --overwrite --preset --seed --threads -h -o"
-        _ht_vopts="--device --out --preset --seed --threads -o"
+        _ht_opts="--device --help --no-overwrite --out --overwrite --preset --prior --seed --threads -h -o"
+        _ht_vopts="--device --out --preset --prior --seed --threads -o"
         _ht_args=""
         ;;
     "synth")

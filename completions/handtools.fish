@@ -33,6 +33,7 @@ complete -c handtools -n '__fish_seen_subcommand_from demo' -l preset -x -d 'def
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l seed -x -d 'Seed for data and training.'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l device -x -a 'auto cpu cuda' -d 'Torch device.'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l threads -x -d 'torch CPU threads (fixed, so runs repeat).'
+complete -c handtools -n '__fish_seen_subcommand_from demo' -l prior -x -d 'shipped: adapt the prior shipped in the package (trained by bench/bench_prior.py --preset shipped); train: pretrain one on a synthesised studio set first (the preset\'s budget).'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l overwrite -d 'Replace an earlier demo in --out.'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -l no-overwrite -d 'Replace an earlier demo in --out.'
 complete -c handtools -n '__fish_seen_subcommand_from demo' -s h -l help -d 'Show this message and exit.'
@@ -105,7 +106,7 @@ complete -c handtools -n '__fish_seen_subcommand_from mask' -s h -l help -d 'Sho
 # handtools pretrain
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -s o -l out -r -F -d 'Checkpoint file to write (.pt).'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -F
-complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l encoder -x -d 'resnet50 (paper), resnet18/34 for CPU work, resnet101/152.'
+complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l encoder -x -d 'resnet50 (paper), resnet18/34 for CPU work, resnet10 (the shipped prior), resnet101/152.'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l backbone-weights -r -F -d 'torchvision ResNet state dict (.pth), e.g. ImageNet.'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l z -d 'Regress root-relative depth (the full prior).'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l no-z -d 'Regress root-relative depth (the full prior).'

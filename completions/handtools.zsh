@@ -69,6 +69,7 @@ _handtools_demo() {
         '(--seed)--seed=[Seed for data and training.]:seed: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--threads)--threads=[torch CPU threads (fixed, so runs repeat).]:threads: ' \
+        '(--prior)--prior=[shipped\: adapt the prior shipped in the package (trained by bench/bench_prior.py --preset shipped); train\: pretrain one on a synthesised studio set first (the preset'\''s budget).]:prior_source: ' \
         '(--overwrite --no-overwrite)--overwrite[Replace an earlier demo in --out.]' \
         '(--overwrite --no-overwrite)--no-overwrite[Replace an earlier demo in --out.]' \
         '(- *)-h[Show this message and exit.]' \
@@ -162,7 +163,7 @@ _handtools_pretrain() {
         '(-o --out)-o[Checkpoint file to write (.pt).]:out:_files' \
         '(-o --out)--out=[Checkpoint file to write (.pt).]:out:_files' \
         '*:inputs:_files' \
-        '(--encoder)--encoder=[resnet50 (paper), resnet18/34 for CPU work, resnet101/152.]:encoder: ' \
+        '(--encoder)--encoder=[resnet50 (paper), resnet18/34 for CPU work, resnet10 (the shipped prior), resnet101/152.]:encoder: ' \
         '(--backbone-weights)--backbone-weights=[torchvision ResNet state dict (.pth), e.g. ImageNet.]:backbone_weights:_files' \
         '(--z --no-z)--z[Regress root-relative depth (the full prior).]' \
         '(--z --no-z)--no-z[Regress root-relative depth (the full prior).]' \

@@ -29,6 +29,8 @@ class DemoPreset:
     prior_batch: int
     prior_epochs: int
     prior_lr: float
+    prior_milestones: str
+    prior_scales: tuple[float, ...]
     adapt_epochs: int
     adapt_lr: float
 
@@ -36,11 +38,13 @@ class DemoPreset:
 PRESETS = {
     # minutes on a laptop CPU
     "default": DemoPreset(studio=2000, indoor_train=200, indoor_test=50, frame="320x240", focal=411.4, crop=64,
-                          encoder="resnet18", prior_batch=16, prior_epochs=3, prior_lr=1e-3, adapt_epochs=8,
+                          encoder="resnet10", prior_batch=32, prior_epochs=3, prior_lr=1e-3,
+                          prior_milestones="", prior_scales=(1.25, 1.45, 1.7), adapt_epochs=8,
                           adapt_lr=1e-4),
     # seconds: for tests and smoke checks
     "quick": DemoPreset(studio=24, indoor_train=8, indoor_test=4, frame="160x120", focal=205.7, crop=64,
-                        encoder="resnet18", prior_batch=8, prior_epochs=1, prior_lr=1e-3, adapt_epochs=1,
+                        encoder="resnet10", prior_batch=8, prior_epochs=1, prior_lr=1e-3,
+                        prior_milestones="", prior_scales=(1.4,), adapt_epochs=1,
                         adapt_lr=1e-4),
 }
 
@@ -51,21 +55,30 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed for data and training.")] = 0,
     device: Device = "auto",
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch CPU threads (fixed, so runs repeat).")] = 2,
+    prior_source: Annotated[str, typer.Option(
+        "--prior", help="shipped: adapt the prior shipped in the package (trained by bench/bench_prior.py "
+        "--preset shipped); train: pretrain one on a synthesised studio set first (the preset's budget).",
+    )] = "shipped",
     overwrite: Annotated[bool, typer.Option("--overwrite/--no-overwrite", help="Replace an earlier demo in --out.")] = False,
 ) -> None:
     """Run the whole pipeline on synthetic data and show before/after errors.
 
-    Synthesises a labelled studio-domain set and an unlabelled indoor-domain stereo
-    set, pretrains a small hand prior on the studio set, tests it directly on
-    held-out indoor pairs, adapts it with selfsup-stereo on the unlabelled indoor
-    pairs, tests again, and renders a before/after picture. stdout: the files made.
+    Takes the hand prior shipped in the package (or, with --prior train, synthesises a
+    labelled studio-domain set and pretrains one), synthesises an unlabelled
+    indoor-domain stereo set, finds, crops and masks its hands from the images alone,
+    tests the prior directly on held-out indoor pairs, adapts it with selfsup-stereo on
+    the unlabelled pairs, tests again, and renders a before/after picture.
+    stdout: the files made.
 
     \b
     $ handtools demo --out demo-out
     $ handtools demo --preset quick --out /tmp/demo
+    $ handtools demo --prior train --out demo-trained
     """
     if preset not in PRESETS:
         raise typer.BadParameter(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}", param_hint="--preset")
+    if prior_source not in ("shipped", "train"):
+        raise typer.BadParameter(f"unknown prior {prior_source!r}; choose shipped or train", param_hint="--prior")
     p = PRESETS[preset]
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"{out}: exists and is not empty (use --overwrite to replace the demo there)")
@@ -75,13 +88,16 @@ def demo(
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     run = _Runner(out, overwrite=True)
-    ckw = dict(size=p.crop, center="gt")
 
-    console.print(f"[bold]handtools demo[/] ({preset} preset) -> {out}")
-    run.step("synth studio (labelled)", "synth", out=out / "studio/frames", num=p.studio, views=1, domain="studio",
-             image_size=p.frame, focal=p.focal, seed=seed)
-    run.step("crop studio (labelled: windows from the projected ground-truth joints)", "crop", inputs=run.last,
-             out=out / "studio/crops", **ckw)
+    console.print(f"[bold]handtools demo[/] ({preset} preset, {prior_source} prior) -> {out}")
+    if prior_source == "train":
+        run.step("synth studio (labelled)", "synth", out=out / "studio/frames", num=p.studio, views=1,
+                 domain="studio", image_size=p.frame, focal=p.focal, seed=seed)
+        frames, studio = run.last, []
+        for scale in p.prior_scales:  # windows of several sizes, as detection boxes vary (bench_prior "shipped")
+            run.step(f"crop studio at scale {scale} (labelled: windows from the projected ground-truth joints)",
+                     "crop", inputs=frames, out=out / f"studio/crops-{scale}", size=p.crop, center="gt", scale=scale)
+            studio += run.last
     run.step("synth indoor stereo (unlabelled for training)", "synth", out=out / "indoor/train-frames",
              num=p.indoor_train, views=2, domain="indoor", image_size=p.frame, focal=p.focal, seed=seed + 1)
     # Label-free from here on: the crop windows and masks come from the images alone (MediaPipe
@@ -98,14 +114,25 @@ def demo(
     run.step("crop indoor test around the detections", "crop", inputs=run.last, out=out / "indoor/test",
              size=p.crop, center="bbox")
     test = run.last
-    log.info("demo: ground truth used for training: the studio set's meshes (pretrain labels) and its projected "
-             "joints (studio crop windows). The indoor pairs selfsup-stereo reads are cropped from MediaPipe "
-             "detections and masked by skin colour + detected keypoints: no indoor label is read for training; "
-             "the indoor ground truth is used only to evaluate.")
-    prior, adapted = out / "prior.pt", out / "adapted.pt"
-    run.step("pretrain prior on studio", "pretrain", inputs=[str(x) for x in _crops(out / "studio/crops")], out=prior,
-             encoder=p.encoder, epochs=p.prior_epochs, lr=p.prior_lr, milestones="", batch_size=p.prior_batch, seed=seed,
-             device=device)
+    adapted = out / "adapted.pt"
+    if prior_source == "train":
+        log.info("demo: ground truth used for training: the studio set's meshes (pretrain labels) and its projected "
+                 "joints (studio crop windows). The indoor pairs selfsup-stereo reads are cropped from MediaPipe "
+                 "detections and masked by skin colour + detected keypoints: no indoor label is read for training; "
+                 "the indoor ground truth is used only to evaluate.")
+        prior = out / "prior.pt"
+        run.step("pretrain prior on studio", "pretrain", inputs=studio, out=prior, encoder=p.encoder,
+                 epochs=p.prior_epochs, lr=p.prior_lr, milestones=p.prior_milestones, batch_size=p.prior_batch,
+                 seed=seed, device=device)
+    else:
+        from handtools.core.learning.checkpoints import shipped_prior_path
+
+        prior = shipped_prior_path()
+        log.info(f"demo: the prior is the one shipped in the package ({prior}), trained on labelled synthetic studio "
+                 "frames (their meshes and projected joints) by bench/bench_prior.py --preset shipped. The indoor "
+                 "pairs selfsup-stereo reads are cropped from MediaPipe detections and masked by skin colour + "
+                 "detected keypoints: no indoor label is read for training; the indoor ground truth is used only "
+                 "to evaluate.")
     run.step("predict before (test directly, binocular)", "predict", inputs=test, checkpoint=prior,
              out=out / "pred-before", mode="binocular", device=device)
     before = run.evaluate(run.last, out / "metrics-before.json")
@@ -125,10 +152,6 @@ def demo(
     console.print(f"  done in {time.perf_counter() - t0:.0f} s")
     for path in (prior, adapted, out / "metrics-before.json", out / "metrics-after.json", picture):
         typer.echo(str(path))
-
-
-def _crops(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.h5"))
 
 
 class _Runner:

@@ -21,7 +21,8 @@ def pretrain(
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint file to write (.pt).")],
     inputs: Inputs = None,
     encoder: Annotated[
-        str, typer.Option("--encoder", help="resnet50 (paper), resnet18/34 for CPU work, resnet101/152.")
+        str, typer.Option("--encoder", help="resnet50 (paper), resnet18/34 for CPU work, resnet10 (the shipped "
+                          "prior), resnet101/152.")
     ] = PAPER.encoder,
     backbone_weights: Annotated[
         Optional[Path], typer.Option("--backbone-weights", help="torchvision ResNet state dict (.pth), e.g. ImageNet.")

@@ -14,6 +14,17 @@ from handtools import durable
 
 #: ``format`` field of every checkpoint this package writes.
 CHECKPOINT_FORMAT = "handtools-checkpoint-1"
+#: The name that stands for the prior shipped in the package wherever a checkpoint path is read.
+SHIPPED_PRIOR = "default"
+
+
+def shipped_prior_path() -> Path:
+    """Path of the prior shipped in the package, ``handtools/data/prior_default.pt``: ResNet-10
+    at 64 px crops, trained on synthetic studio frames by ``bench/bench_prior.py --preset
+    shipped --export`` (its ``meta["provenance"]`` holds the exact command)."""
+    return Path(__file__).resolve().parents[2] / "data" / "prior_default.pt"
+
+
 #: Keys every checkpoint has (the trainer writes more: optimizer, scheduler, RNG, position).
 REQUIRED_KEYS = ("model", "meta")
 
@@ -87,13 +98,18 @@ def load_checkpoint(path: Path, map_location="cpu", meta_keys: Sequence[str] = (
     """Load a handtools checkpoint with ``weights_only=True``.
 
     Args:
-        path: the ``.pt`` file. map_location: as for ``torch.load``.
+        path: the ``.pt`` file, or ``"default"`` (:data:`SHIPPED_PRIOR`) for the prior shipped
+            in the package. map_location: as for ``torch.load``.
         meta_keys: keys ``meta`` must hold as well (``("kind", "net")`` for a model
             that is rebuilt from its ``meta["net"]`` configuration).
 
     Raises ValueError with one line naming the file when it is missing, unreadable,
     not a handtools checkpoint, or lacks a required key.
     """
+    if str(path) == SHIPPED_PRIOR:
+        path = shipped_prior_path()
+        if not path.is_file():
+            raise ValueError(f"{path}: the shipped prior is missing from this installation (reinstall handtools)")
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: checkpoint not found")

@@ -25,6 +25,10 @@ from torch import nn
 
 #: Architecture of each encoder: (block type, blocks per stage).
 RESNET_SPECS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
+    # ResNet-10 (one basic block per stage; not a torchvision model, so no ImageNet weights load
+    # into it): the encoder of the prior shipped in the package, small enough to ship (<20 MB in
+    # float16) and twice as fast as ResNet-18 on a CPU.
+    "resnet10": ("basic", (1, 1, 1, 1)),
     "resnet18": ("basic", (2, 2, 2, 2)),
     "resnet34": ("basic", (3, 4, 6, 3)),
     "resnet50": ("bottleneck", (3, 4, 6, 3)),
