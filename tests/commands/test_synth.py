@@ -98,6 +98,7 @@ def test_reproducible_and_parts_partition(cli, tmp_path):
     b1 = _synth(cli, tmp_path / "b", "-n", "5", "--shard-size", "2", "--seed", "7", "--part", "1/2")
     assert [p.split("/")[-1] for p in a] == ["synth-00000.h5", "synth-00001.h5", "synth-00002.h5"]
     assert [p.split("/")[-1] for p in b0] == ["synth-00000.h5", "synth-00002.h5"]
+    assert [p.split("/")[-1] for p in b1] == ["synth-00001.h5"]
     for name in ["synth-00000.h5", "synth-00001.h5", "synth-00002.h5"]:
         x, y = ShardReader(tmp_path / "a" / name), ShardReader(tmp_path / "b" / name)
         np.testing.assert_array_equal(x.read("images"), y.read("images"))
