@@ -58,7 +58,8 @@ def demo(
     Synthesises a labelled studio-domain set and an unlabelled indoor-domain stereo
     set, pretrains a small hand prior on the studio set, tests it directly on
     held-out indoor pairs, adapts it with selfsup-stereo on the unlabelled indoor
-    pairs, tests again, and renders a before/after picture. stdout: the files made.
+    pairs, tests again, and renders a before/after picture. stdout: the files made;
+    training curves and pictures in <out>/tensorboard/ (tensorboard --logdir).
 
     \b
     $ handtools demo --out demo-out
@@ -105,14 +106,15 @@ def demo(
     prior, adapted = out / "prior.pt", out / "adapted.pt"
     run.step("pretrain prior on studio", "pretrain", inputs=[str(x) for x in _crops(out / "studio/crops")], out=prior,
              encoder=p.encoder, epochs=p.prior_epochs, lr=p.prior_lr, milestones="", batch_size=p.prior_batch, seed=seed,
-             device=device)
+             device=device, tensorboard=out / "tensorboard" / "pretrain")
     run.step("predict before (test directly, binocular)", "predict", inputs=test, checkpoint=prior,
              out=out / "pred-before", mode="binocular", device=device)
     before = run.evaluate(run.last, out / "metrics-before.json")
     # --z-head: the prior's root-relative depth gives each vertex's bounded offset around the
     # stereo (mean-disparity) depth; the paper's u, v-only model is bench_demo_ablation's "u, v only" row
     run.step("selfsup-stereo on unlabelled indoor pairs", "selfsup-stereo", inputs=train, init=prior, out=adapted,
-             epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, z_head=True, device=device)
+             epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, z_head=True, device=device,
+             tensorboard=out / "tensorboard" / "selfsup-stereo")
     run.step("predict after", "predict", inputs=test, checkpoint=adapted, out=out / "pred-after", device=device)
     after = run.evaluate(run.last, out / "metrics-after.json")
     picture = _before_after(out, out / "pred-before", out / "pred-after", device)

@@ -194,5 +194,11 @@ def test_demo_quick_preset(cli, tmp_path):
     before = json.loads((tmp_path / "demo" / "metrics-before.json").read_text())
     assert before["num_samples"] == 4 and before["mpjpe_mm"] > 0
     assert "before" in res.stderr and "after" in res.stderr
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run in ("pretrain", "selfsup-stereo"):  # TensorBoard events, read back with its own reader
+        acc = EventAccumulator(str(tmp_path / "demo" / "tensorboard" / run))
+        acc.Reload()
+        assert acc.Scalars("loss/total") and acc.Images("predictions"), run
     res = cli("demo", "--preset", "quick", "--out", tmp_path / "demo")
     assert res.exit_code == 1 and "--overwrite" in res.stderr

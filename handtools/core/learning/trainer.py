@@ -203,7 +203,11 @@ class Trainer:
         meta: extra picklable-primitives stored in every checkpoint (command config,
             hand model identity, input shards ...), compared on resume.
         report: ``report(event, info)`` callback for progress (``"epoch_start"``,
-            ``"step"``, ``"epoch_end"``) — the CLI's progress bar.
+            ``"step"``, ``"epoch_end"``) — the CLI's progress bar and TensorBoard
+            writer. A ``"step"`` info holds ``epoch``, ``step`` (in the epoch),
+            ``global_step``, ``metrics`` (this rank's), ``lr``, ``samples`` (in the step,
+            all ranks) and ``seconds`` (wall time since the previous step, data loading
+            included); ``"epoch_end"`` gets the epoch's mean metrics.
 
     Nothing is written before the first checkpoint: an existing checkpoint and log at
     ``out`` stay as they are until the new run's first checkpoint replaces them
@@ -433,6 +437,7 @@ class Trainer:
                 self.net.train()
                 stopped_early = False
                 todo = batches[self.step_in_epoch :]  # resume mid-epoch
+                t_prev = time.perf_counter()
                 for idx, batch in zip(todo, self._loader(todo, self.epoch)):
                     if self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps:
                         stopped_early = True
@@ -444,7 +449,13 @@ class Trainer:
                         self._sums[k] = self._sums.get(k, 0.0) + v
                     self._count += 1
                     self._samples += len(idx)
-                    self.report("step", {"epoch": self.epoch, "step": self.step_in_epoch, "metrics": metrics})
+                    now = time.perf_counter()
+                    self.report("step", {
+                        "epoch": self.epoch, "step": self.step_in_epoch, "metrics": metrics,
+                        "global_step": self.global_step, "lr": self.opt.param_groups[0]["lr"],
+                        "samples": len(idx) * self.world, "seconds": now - t_prev,
+                    })
+                    t_prev = now
                     if self._stop:  # Ctrl-C / SIGTERM arrived during the step: stop between steps
                         self._raise_stop(self._stop)
                     if self.cfg.checkpoint_every and self.global_step % self.cfg.checkpoint_every == 0:
