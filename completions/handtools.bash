@@ -88,7 +88,7 @@ _handtools_spec() {
         ;;
     "info")
         _ht_cmds=""
-        _ht_opts="--help --json -h"
+        _ht_opts="--config --help --json -h"
         _ht_vopts=""
         _ht_args="file"
         ;;

@@ -297,6 +297,7 @@ complete -c handtools -n '__fish_seen_subcommand_from render' -s h -l help -d 'S
 # handtools info
 complete -c handtools -n '__fish_seen_subcommand_from info' -F
 complete -c handtools -n '__fish_seen_subcommand_from info' -l json -d 'One JSON object on stdout instead of text.'
+complete -c handtools -n '__fish_seen_subcommand_from info' -l config -d 'Print the full configuration recorded in one checkpoint (.pt) or shard as a TOML file: `handtools --config FILE <command>` repeats the run (the command line wins).'
 complete -c handtools -n '__fish_seen_subcommand_from info' -s h -l help -d 'Show this message and exit.'
 
 # handtools import

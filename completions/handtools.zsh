@@ -383,6 +383,7 @@ _handtools_info() {
     _arguments -s -S : \
         '*:inputs:_files' \
         '(--json)--json[One JSON object on stdout instead of text.]' \
+        '(--config)--config[Print the full configuration recorded in one checkpoint (.pt) or shard as a TOML file\: `handtools --config FILE <command>` repeats the run (the command line wins).]' \
         '(- *)-h[Show this message and exit.]' \
         '(- *)--help[Show this message and exit.]'
 }

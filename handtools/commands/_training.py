@@ -178,13 +178,18 @@ def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_
     A full disk while writing a checkpoint is a one-line :class:`DiskFullError`; the
     previous checkpoint is kept.
     """
-    from handtools import durable
+    from handtools import durable, runconfig
     from handtools.console import log
     from handtools.io.pipes import emit_path
 
     if start == "resume":
         _resume(trainer, out, allow_change)
         log.info(f"{name}: resuming {out} at epoch {trainer.epoch}, step {trainer.step_in_epoch}")
+    # the full configuration (`handtools info --config out.pt`), with the shards a pipe supplied
+    trainer.run_config = runconfig.current(inputs=trainer.meta.get("train_shards"))
+    if trainer.run_config is not None and trainer.changes:
+        trainer.run_config["changed_on_resume"] = [[k, runconfig.plain(a), runconfig.plain(b)]
+                                                   for k, a, b in trainer.changes]
     cfg = trainer.cfg
     log.info(f"{name}: {summary}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, device {trainer.device}")
     try:

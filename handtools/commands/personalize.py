@@ -124,6 +124,7 @@ def personalize(
     from handtools.core.methods.deephandmesh.loss import DeepHandMeshLoss
     from handtools.core.methods.deephandmesh.model import PersonalHandModel
     from handtools.core.methods.deephandmesh.views import crop_depth_views
+    from handtools import runconfig
     from handtools.core.render import Renderer
 
     if not fit_poses:
@@ -212,7 +213,8 @@ def personalize(
     ckbuf = io.BytesIO()
     torch.save({"kind": "deephandmesh", "config": json.dumps(asdict(cfg)), "model": model.state_dict(),
                 "poses": poses.state_dict(), "optimizer": opt.state_dict(), "step": n_steps,
-                "shape_only": baseline, "hand_model": identity}, ckbuf)
+                "shape_only": baseline, "hand_model": identity,
+                "run_config": runconfig.current(inputs=paths)}, ckbuf)  # handtools info --config
     write_atomic(ckpt, ckbuf.getvalue())
     log.info(f"personalize: wrote {out} and {ckpt} (regressor residual {report['regressor_residual_m']:.1e} m, "
              f"pose-corrective export residual {report['posedirs_residual_m']:.1e} m)")

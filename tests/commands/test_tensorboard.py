@@ -144,3 +144,10 @@ def test_personalize_writes_tensorboard_scalars(cli, tmp_path):
     scalars = set(acc.Tags()["scalars"])
     assert {"loss/total", "lr", "throughput/frames_per_s"} <= scalars and len(scalars) > 4
     assert [e.step for e in acc.Scalars("loss/total")] == [1, 2, 3]
+    # the checkpoint beside the model records the run's configuration too
+    import tomllib
+
+    res = cli("info", "--config", tmp_path / "me.pt")
+    assert res.exit_code == 0, res.stderr
+    cfg = tomllib.loads(res.stdout)["personalize"]
+    assert cfg["steps"] == 3 and cfg["depth_size"] == 16 and cfg["tensorboard"] == str(board)

@@ -260,6 +260,8 @@ class Trainer:
         self._saved_step = 0  # global_step of the last checkpoint (0: nothing learnt yet, nothing to save)
         self._log_lines_written: Optional[int] = None  # history length in the log on disk (None: not written)
         self._stop = False
+        #: the command's resolved configuration (JSON-like), saved as the checkpoint's ``run_config``
+        self.run_config: Optional[dict] = None
 
     def _reset_epoch_sums(self) -> None:
         self._sums: dict[str, float] = {}
@@ -293,6 +295,8 @@ class Trainer:
             "epoch_samples": self._samples,
             "epoch_seconds": self._epoch_seconds(),
         }
+        if self.run_config is not None:
+            state["run_config"] = self.run_config
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
