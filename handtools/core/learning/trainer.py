@@ -260,6 +260,7 @@ class Trainer:
         self._saved_step = 0  # global_step of the last checkpoint (0: nothing learnt yet, nothing to save)
         self._log_lines_written: Optional[int] = None  # history length in the log on disk (None: not written)
         self._stop = False
+        self._saving = False
         #: the command's resolved configuration (JSON-like), saved as the checkpoint's ``run_config``
         self.run_config: Optional[dict] = None
 
@@ -307,6 +308,14 @@ class Trainer:
         The checkpoint first: if the process dies between the two, the log is
         rewritten from the checkpoint's ``history`` by the next save.
         """
+        self._saving = True  # a repeated signal must not cut the write short (see _catch_signals)
+        try:
+            self._write()
+        finally:
+            self._saving = False
+        self._saved_step = self.global_step
+
+    def _write(self) -> None:
         if self.rank == 0:
             atomic_save(self.state(), self.out)
             if self._log_lines_written != len(self.history):
@@ -314,7 +323,6 @@ class Trainer:
                 with durable.atomic_write(self.log_path, "w", overwrite=True) as f:
                     f.write(text)
                 self._log_lines_written = len(self.history)
-        self._saved_step = self.global_step
 
     def resume_from(self, path: Path, allow_change: bool = False) -> None:
         """Restore everything from a checkpoint written by this trainer.
@@ -441,6 +449,8 @@ class Trainer:
                 self.net.train()
                 stopped_early = False
                 todo = batches[self.step_in_epoch :]  # resume mid-epoch
+                if self._stop_requested():  # arrived while the last epoch's checkpoint was written
+                    self._raise_stop(self._stop)
                 t_prev = time.perf_counter()
                 for idx, batch in zip(todo, self._loader(todo, self.epoch)):
                     if self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps:
@@ -460,10 +470,10 @@ class Trainer:
                         "samples": len(idx) * self.world, "seconds": now - t_prev,
                     })
                     t_prev = now
-                    if self._stop:  # Ctrl-C / SIGTERM arrived during the step: stop between steps
-                        self._raise_stop(self._stop)
                     if self.cfg.checkpoint_every and self.global_step % self.cfg.checkpoint_every == 0:
                         self.save()
+                    if self._stop_requested():  # Ctrl-C / SIGTERM arrived during the step: stop between steps
+                        self._raise_stop(self._stop)
                 if stopped_early:  # --max-steps inside an epoch: keep the position, resumable
                     if self._saved_step != self.global_step:
                         self.save()
@@ -497,21 +507,40 @@ class Trainer:
             dist.barrier()
         return last
 
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop; under DDP whether any rank got one (every rank
+        calls this at the same points, so all stop at the same step boundary)."""
+        stop = bool(self._stop)
+        if self.distributed:
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() > 0 and not stop:
+                self._stop, stop = signal.SIGTERM, True
+        return stop
+
     def _catch_signals(self) -> Callable[[], None]:
-        """Defer SIGINT/SIGTERM to the end of the current step (a second one stops at once).
+        """Defer SIGINT/SIGTERM to the end of the current step, then checkpoint and stop.
 
         The deferred signal then goes to the handler that was in place before (the
         CLI turns SIGTERM into its own ``KeyboardInterrupt`` subclass), or raises
-        ``KeyboardInterrupt``.
+        ``KeyboardInterrupt``. Once a stop is asked for, more SIGTERMs change nothing
+        (Slurm signals every process of a job, torchrun forwards its own, a scheduler
+        may repeat itself): the step finishes and the checkpoint is written whole. A
+        second Ctrl-C (SIGINT) stops at once, the step in progress lost — but never while a
+        checkpoint is being written: that one is finished first.
         """
         self._stop = False
+        self._repeats = 0  # signals after the first, for tests and logs
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
         def handler(signum, _frame):
-            if self._stop:
+            if not self._stop:
+                self._stop = signum
+                return
+            self._repeats += 1
+            if signum == signal.SIGINT and not self._saving:
                 self._raise_stop(signum)
-            self._stop = signum
 
         self._old_handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(s, h) for s, h in self._old_handlers.items()] and None
