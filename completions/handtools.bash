@@ -46,26 +46,26 @@ _handtools_spec() {
         ;;
     "pretrain")
         _ht_cmds=""
-        _ht_opts="--allow-change --amp --backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --help --lr --mano --max-steps --milestones --no-amp --no-overwrite --no-z --out --overwrite --resume --seed --workers --z -h -o"
-        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --lr --mano --max-steps --milestones --out --seed --workers -o"
+        _ht_opts="--allow-change --amp --backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --help --lr --mano --max-steps --milestones --no-amp --no-overwrite --no-z --out --overwrite --resume --seed --tensorboard --workers --z -h -o"
+        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --lr --mano --max-steps --milestones --out --seed --tensorboard --workers -o"
         _ht_args="file"
         ;;
     "selfsup-stereo")
         _ht_cmds=""
-        _ht_opts="--allow-change --alpha --amp --batch-size --chamfer --checkpoint-every --depth --device --edge --epochs --gamma --gt-keypoints --help --init --laplacian --lr --mano --mask --masks --max-steps --milestones --no-amp --no-chamfer --no-depth --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --weight --workers --z-head -h -o"
-        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --masks --max-steps --milestones --out --renderer --seed --weight --workers -o"
+        _ht_opts="--allow-change --alpha --amp --batch-size --chamfer --checkpoint-every --depth --device --edge --epochs --gamma --gt-keypoints --help --init --laplacian --lr --mano --mask --masks --max-steps --milestones --no-amp --no-chamfer --no-depth --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --tensorboard --weight --workers --z-head -h -o"
+        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --masks --max-steps --milestones --out --renderer --seed --tensorboard --weight --workers -o"
         _ht_args="file"
         ;;
     "selfsup-mono")
         _ht_cmds=""
-        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --help --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --synth-keypoints --texture --weight --workers -h -o"
-        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --texture --weight --workers -o"
+        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --help --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --synth-keypoints --tensorboard --texture --weight --workers -h -o"
+        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --tensorboard --texture --weight --workers -o"
         _ht_args="file"
         ;;
     "personalize")
         _ht_cmds=""
-        _ht_opts="--depth --depth-size --device --encoder --fit-poses --help --joints --l2 --lap-target --lr --mano --max-frames --no-depth --no-overwrite --no-penet --no-skeleton --no-skin --out --overwrite --penet --preset --resume --seed --shape-only --skeleton --skin --steps -h -o"
-        _ht_vopts="--depth-size --device --joints --l2 --lap-target --lr --mano --max-frames --out --preset --seed --steps -o"
+        _ht_opts="--depth --depth-size --device --encoder --fit-poses --help --joints --l2 --lap-target --lr --mano --max-frames --no-depth --no-overwrite --no-penet --no-skeleton --no-skin --out --overwrite --penet --preset --resume --seed --shape-only --skeleton --skin --steps --tensorboard -h -o"
+        _ht_vopts="--depth-size --device --joints --l2 --lap-target --lr --mano --max-frames --out --preset --seed --steps --tensorboard -o"
         _ht_args="file"
         ;;
     "predict")
@@ -88,7 +88,7 @@ _handtools_spec() {
         ;;
     "info")
         _ht_cmds=""
-        _ht_opts="--help --json -h"
+        _ht_opts="--config --help --json -h"
         _ht_vopts=""
         _ht_args="file"
         ;;
@@ -181,19 +181,23 @@ _handtools_value() {
     "mask|--region") _handtools_words "hull skeleton" ;;
     "pretrain|--out" | "pretrain|-o") _handtools_file ;;
     "pretrain|--backbone-weights") _handtools_file ;;
+    "pretrain|--tensorboard") _handtools_file ;;
     "pretrain|--device") _handtools_words "auto cpu cuda" ;;
     "pretrain|--mano") _handtools_file ;;
     "selfsup-stereo|--init") _handtools_file ;;
     "selfsup-stereo|--out" | "selfsup-stereo|-o") _handtools_file ;;
+    "selfsup-stereo|--tensorboard") _handtools_file ;;
     "selfsup-stereo|--masks") _handtools_words "auto shard skin" ;;
     "selfsup-stereo|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-stereo|--mano") _handtools_file ;;
     "selfsup-mono|--out" | "selfsup-mono|-o") _handtools_file ;;
     "selfsup-mono|--backbone-weights") _handtools_file ;;
     "selfsup-mono|--init") _handtools_file ;;
+    "selfsup-mono|--tensorboard") _handtools_file ;;
     "selfsup-mono|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-mono|--mano") _handtools_file ;;
     "personalize|--out" | "personalize|-o") _handtools_file ;;
+    "personalize|--tensorboard") _handtools_file ;;
     "personalize|--device") _handtools_words "auto cpu cuda" ;;
     "personalize|--mano") _handtools_file ;;
     "predict|--checkpoint" | "predict|-c") _handtools_file ;;

@@ -123,6 +123,7 @@ complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l amp -d 'Mixed
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l no-amp -d 'Mixed precision on CUDA (ignored on CPU).'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l resume -d 'Continue the run in --out exactly where it stopped.'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l allow-change -d 'With --resume: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.'
+complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l tensorboard -r -F -d 'Also write TensorBoard events to DIR (rank 0): per step each loss term, lr and images/s; per epoch the model\'s meshes drawn over the first training crops.'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l device -x -a 'auto cpu cuda' -d 'Torch device.'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l mano -r -F -d 'MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.'
 complete -c handtools -n '__fish_seen_subcommand_from pretrain' -l overwrite -d 'Replace existing outputs.'
@@ -163,6 +164,7 @@ complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l amp -d 
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l no-amp -d 'Mixed precision on CUDA (ignored on CPU).'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l resume -d 'Continue the run in --out exactly where it stopped.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l allow-change -d 'With --resume: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.'
+complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l tensorboard -r -F -d 'Also write TensorBoard events to DIR (rank 0): per step each loss term, lr and images/s; per epoch the model\'s meshes drawn over the first training crops.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l masks -x -a 'auto shard skin' -d 'Hand masks: the shard\'s from handtools mask (auto; else computed as mask --method skin would), the shard\'s whatever made them, or always computed.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l gt-keypoints -d 'Allow masks bounded by ground-truth keypoints2d (synth\'s or a dataset\'s) when no detect keypoints exist; named in the log.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-stereo' -l renderer -x -d 'auto, nvdiffrast or torch.'
@@ -201,6 +203,7 @@ complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l checkpoin
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l amp -d 'Mixed precision on CUDA (ignored on CPU).'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l no-amp -d 'Mixed precision on CUDA (ignored on CPU).'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l resume -d 'Continue the run in --out exactly where it stopped.'
+complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l tensorboard -r -F -d 'Also write TensorBoard events to DIR (rank 0): per step each loss term, lr and images/s; per epoch the model\'s meshes drawn over the first training crops.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l renderer -x -d 'auto, nvdiffrast or torch.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l device -x -a 'auto cpu cuda' -d 'Torch device.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l mano -r -F -d 'MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.'
@@ -232,6 +235,7 @@ complete -c handtools -n '__fish_seen_subcommand_from personalize' -l joints -x 
 complete -c handtools -n '__fish_seen_subcommand_from personalize' -l max-frames -x -d 'Use the first N frames.'
 complete -c handtools -n '__fish_seen_subcommand_from personalize' -l seed -x -d 'Seed of the identity code and the batches.'
 complete -c handtools -n '__fish_seen_subcommand_from personalize' -l resume -d 'Continue from the .pt next to --out.'
+complete -c handtools -n '__fish_seen_subcommand_from personalize' -l tensorboard -r -F -d 'Also write TensorBoard events to DIR: per step each loss term, lr and frames/s.'
 complete -c handtools -n '__fish_seen_subcommand_from personalize' -l device -x -a 'auto cpu cuda' -d 'Torch device.'
 complete -c handtools -n '__fish_seen_subcommand_from personalize' -l mano -r -F -d 'MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.'
 complete -c handtools -n '__fish_seen_subcommand_from personalize' -l overwrite -d 'Replace existing outputs.'
@@ -294,6 +298,7 @@ complete -c handtools -n '__fish_seen_subcommand_from render' -s h -l help -d 'S
 # handtools info
 complete -c handtools -n '__fish_seen_subcommand_from info' -F
 complete -c handtools -n '__fish_seen_subcommand_from info' -l json -d 'One JSON object on stdout instead of text.'
+complete -c handtools -n '__fish_seen_subcommand_from info' -l config -d 'Print the full configuration recorded in one checkpoint (.pt) or shard as a TOML file: `handtools --config FILE <command>` repeats the run (the command line wins).'
 complete -c handtools -n '__fish_seen_subcommand_from info' -s h -l help -d 'Show this message and exit.'
 
 # handtools import

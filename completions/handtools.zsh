@@ -180,6 +180,7 @@ _handtools_pretrain() {
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
+        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over the first training crops.]:tensorboard:_files' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
@@ -224,6 +225,7 @@ _handtools_selfsup_stereo() {
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
+        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over the first training crops.]:tensorboard:_files' \
         '(--masks)--masks=[Hand masks\: the shard'\''s from handtools mask (auto; else computed as mask --method skin would), the shard'\''s whatever made them, or always computed.]:masks:(auto shard skin)' \
         '(--gt-keypoints)--gt-keypoints[Allow masks bounded by ground-truth keypoints2d (synth'\''s or a dataset'\''s) when no detect keypoints exist; named in the log.]' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
@@ -266,6 +268,7 @@ _handtools_selfsup_mono() {
         '(--amp --no-amp)--amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
+        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over the first training crops.]:tensorboard:_files' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
@@ -301,6 +304,7 @@ _handtools_personalize() {
         '(--max-frames)--max-frames=[Use the first N frames.]:max_frames: ' \
         '(--seed)--seed=[Seed of the identity code and the batches.]:seed: ' \
         '(--resume)--resume[Continue from the .pt next to --out.]' \
+        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR\: per step each loss term, lr and frames/s.]:tensorboard:_files' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
@@ -380,6 +384,7 @@ _handtools_info() {
     _arguments -s -S : \
         '*:inputs:_files' \
         '(--json)--json[One JSON object on stdout instead of text.]' \
+        '(--config)--config[Print the full configuration recorded in one checkpoint (.pt) or shard as a TOML file\: `handtools --config FILE <command>` repeats the run (the command line wins).]' \
         '(- *)-h[Show this message and exit.]' \
         '(- *)--help[Show this message and exit.]'
 }

@@ -1,6 +1,7 @@
 """One module per subcommand; :data:`COMMANDS` is the order ``--help`` lists them in.
 
-Command modules stay thin (parse, validate, call core, write) and import heavy
+Each command function is wrapped to record its resolved configuration
+(:func:`handtools.runconfig.recorded`). Command modules stay thin (parse, validate, call core, write) and import heavy
 libraries (torch, the renderer) inside the command function so ``--help`` is fast.
 """
 
@@ -21,6 +22,8 @@ from handtools.commands import (
     synth,
 )
 
+from handtools.runconfig import recorded
+
 COMMANDS = [
     ("demo", demo.demo),
     ("synth", synth.synth),
@@ -37,3 +40,16 @@ COMMANDS = [
     ("render", render.render),
     ("info", info.info),
 ]
+
+
+def _record_configs() -> None:
+    """Every command records its resolved configuration while it runs (:mod:`handtools.runconfig`)."""
+    for k, (name, func) in enumerate(COMMANDS):
+        if hasattr(func, "registered_commands"):  # a group (import): its commands
+            for sub in func.registered_commands:
+                sub.callback = recorded((name, sub.name), sub.callback)
+        else:
+            COMMANDS[k] = (name, recorded((name,), func))
+
+
+_record_configs()

@@ -30,6 +30,12 @@ class TrainOptions:
     ]
     Amp = Annotated[bool, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA (ignored on CPU).")]
     Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out exactly where it stopped.")]
+    TensorBoard = Annotated[
+        Optional[Path],
+        typer.Option("--tensorboard", metavar="DIR",
+                     help="Also write TensorBoard events to DIR (rank 0): per step each loss term, lr and images/s; "
+                          "per epoch the model's meshes drawn over the first training crops."),
+    ]
     AllowChange = Annotated[
         bool,
         typer.Option("--allow-change", help="With --resume: continue with changed settings (lr, schedule, loss "
@@ -160,24 +166,37 @@ def _resume(trainer, out: Path, allow_change: bool) -> None:
         log.warning(f"--allow-change: {_describe(*d)}")
 
 
-def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_change: bool = False) -> None:
+def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_change: bool = False,
+                 tensorboard: Optional[Path] = None, hand=None, images_per_sample: int = 1,
+                 overwrite: bool = False) -> None:
     """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0).
 
+    With ``tensorboard`` (a folder) rank 0 also writes TensorBoard events there
+    (:func:`tensorboard_reporter`; ``hand`` draws the per-epoch overlays,
+    ``images_per_sample`` turns samples/s into images/s: 2 for stereo pairs; a new run
+    refuses a folder holding earlier events unless ``overwrite``, which deletes them).
     A full disk while writing a checkpoint is a one-line :class:`DiskFullError`; the
     previous checkpoint is kept.
     """
-    from handtools import durable
+    from handtools import durable, runconfig
     from handtools.console import log
     from handtools.io.pipes import emit_path
 
     if start == "resume":
         _resume(trainer, out, allow_change)
         log.info(f"{name}: resuming {out} at epoch {trainer.epoch}, step {trainer.step_in_epoch}")
+    # the full configuration (`handtools info --config out.pt`), with the shards a pipe supplied
+    trainer.run_config = runconfig.current(inputs=trainer.meta.get("train_shards"))
+    if trainer.run_config is not None and trainer.changes:
+        trainer.run_config["changed_on_resume"] = [[k, runconfig.plain(a), runconfig.plain(b)]
+                                                   for k, a, b in trainer.changes]
     cfg = trainer.cfg
     log.info(f"{name}: {summary}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}, device {trainer.device}")
     try:
-        with progress_reporter(name, cfg.epochs) as report:
-            trainer.report = report
+        with progress_reporter(name, cfg.epochs) as report, \
+                tensorboard_reporter(name, trainer, tensorboard, hand, images_per_sample,
+                                     fresh=start == "new", overwrite=overwrite) as board:
+            trainer.report = report if board is None else _both(report, board)
             trainer.fit()
     except OSError as exc:
         if durable.is_disk_full(exc):
@@ -210,6 +229,125 @@ def progress_reporter(name: str, epochs: int) -> Iterator:
                     f"{k} {v:.4g}" for k, v in info.items() if k not in ("epoch",) and isinstance(v, float)))
 
         yield report
+
+
+def _both(first, second):
+    def report(event: str, info: dict) -> None:
+        first(event, info)
+        second(event, info)
+
+    return report
+
+
+@contextmanager
+def tensorboard_reporter(name: str, trainer, logdir: Optional[Path], hand=None, images_per_sample: int = 1,
+                         fresh: bool = True, overwrite: bool = False) -> Iterator:
+    """A Trainer ``report`` callback writing TensorBoard events to ``logdir`` (None: yields None).
+
+    Per step (x = global step): ``loss/<term>`` for each metric of the loss (rank 0's
+    batch under DDP; ``loss/total`` the optimised sum), ``lr`` and
+    ``throughput/images_per_s`` (the step's images, all ranks, over its wall time).
+    Per epoch: ``epoch/<name>`` (the epoch means the JSON-lines log holds, reduced over
+    ranks) and, with ``hand``, an image ``predictions``: the current weights' meshes over
+    the first crops of the first training shard (:class:`_Overlays`). Only rank 0 writes;
+    a resumed run hides the events an interrupted one wrote after its checkpoint. A
+    ``fresh`` (not resumed) run refuses a folder with event files unless ``overwrite``
+    (then they are deleted: two runs' curves in one folder would interleave).
+    """
+    if logdir is None or trainer.rank != 0:
+        yield None
+        return
+    from handtools.console import log
+    from handtools.io.tensorboard import TensorBoardWriter
+
+    if logdir.exists() and not logdir.is_dir():
+        raise OutputExistsError(f"{logdir}: --tensorboard takes a folder; this is a file")
+    old = sorted(logdir.glob("events.out.tfevents.*")) if fresh and logdir.is_dir() else []
+    if old and not overwrite:
+        raise OutputExistsError(f"{logdir}: holds TensorBoard events of an earlier run (use --overwrite to "
+                                "replace them, --resume to continue that run, or another --tensorboard folder)")
+    for f in old:
+        f.unlink()
+    writer = TensorBoardWriter(logdir, purge_step=trainer.global_step or None)
+    overlays = _Overlays(trainer, hand) if hand is not None else None
+
+    def report(event: str, info: dict) -> None:
+        nonlocal overlays
+        if event == "step":
+            values = {f"loss/{'total' if k == 'loss' else k}": v for k, v in info["metrics"].items()}
+            values["lr"] = info["lr"]
+            if info["seconds"] > 0:
+                values["throughput/images_per_s"] = info["samples"] * images_per_sample / info["seconds"]
+            writer.scalars(info["global_step"], values)
+        elif event == "epoch_end":
+            step = trainer.global_step
+            writer.scalars(step, {f"epoch/{k}": v for k, v in info.items()
+                                  if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)})
+            if overlays is not None:
+                try:
+                    writer.image("predictions", step, overlays.render())
+                except Exception as exc:  # noqa: BLE001 - a picture never stops a training run
+                    log.warning(f"{name}: --tensorboard: no prediction overlays ({type(exc).__name__}: {exc})")
+                    overlays = None
+            writer.flush()
+
+    try:
+        yield report
+    finally:
+        writer.close()
+
+
+class _Overlays:
+    """The current weights' predictions drawn over a few training crops (``input | mesh |
+    skeleton | side | top`` strips, :func:`handtools.core.render.overlay.panels_in_view`).
+
+    The crops are the first ``n`` samples of the run's first training shard
+    (``meta["train_shards"]``); the model is run through its registered predictor
+    (what ``handtools predict`` does), on a copy of the weights, with the RNG state
+    saved and restored, so drawing changes nothing in the run.
+    """
+
+    def __init__(self, trainer, hand, n: int = 4):
+        from handtools.io.shards import ShardReader
+
+        self.trainer, self.hand = trainer, hand
+        path = Path(trainer.meta["train_shards"][0])
+        with ShardReader(path) as r:
+            k = min(n, r.num_samples)
+            names = ("images", "K", "T_view", "joints3d", "baseline", "hand/is_left")
+            self.batch = {m: r.read(m, slice(0, k)) for m in names if m in r}
+        self.renderer = None
+
+    def render(self):
+        """(n H, 5 W, 3) uint8."""
+        import importlib
+
+        import numpy as np
+        import torch
+
+        from handtools.core.learning.predictors import predictor_for
+        from handtools.core.methods import METHODS
+        from handtools.core.render import Renderer
+        from handtools.core.render.overlay import panels_in_view
+
+        dev = self.trainer.device
+        for m in METHODS:  # registers the predictors
+            importlib.import_module(f"handtools.core.methods.{m}.predictor")
+        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+            if self.renderer is None:
+                self.renderer = Renderer("auto", device=dev)
+            ckpt = {"meta": self.trainer.meta, "model": self.trainer.model.state_dict()}
+            predictor = predictor_for(ckpt, self.hand, dev, source="--tensorboard")
+            batch = dict(self.batch)
+            if predictor.needs_root_depth and "joints3d" not in batch:
+                batch["root_depth"] = np.full(len(batch["images"]), 0.5, np.float32)  # any depth: uv stay the same
+            pred = predictor.predict(batch, 0)
+            strips = panels_in_view(
+                self.renderer, self.hand, batch["images"][:, 0],
+                torch.from_numpy(pred["pred/verts3d"]).to(dev), torch.from_numpy(batch["K"][:, 0]).float().to(dev),
+                joints0=torch.from_numpy(pred["pred/joints3d"]).to(dev),
+            )
+        return np.ascontiguousarray(np.concatenate(list(strips), axis=0))
 
 
 def parse_weights(items: list[str], known: dict) -> dict:

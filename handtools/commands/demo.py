@@ -68,7 +68,8 @@ def demo(
     indoor-domain stereo set, finds, crops and masks its hands from the images alone,
     tests the prior directly on held-out indoor pairs, adapts it with selfsup-stereo on
     the unlabelled pairs, tests again, and renders a before/after picture.
-    stdout: the files made.
+    stdout: the files made; training curves and pictures in <out>/tensorboard/
+    (tensorboard --logdir).
 
     \b
     $ handtools demo --out demo-out
@@ -123,7 +124,7 @@ def demo(
         prior = out / "prior.pt"
         run.step("pretrain prior on studio", "pretrain", inputs=studio, out=prior, encoder=p.encoder,
                  epochs=p.prior_epochs, lr=p.prior_lr, milestones=p.prior_milestones, batch_size=p.prior_batch,
-                 seed=seed, device=device)
+                 seed=seed, device=device, tensorboard=out / "tensorboard" / "pretrain")
     else:
         from handtools.core.learning.checkpoints import shipped_prior_path
 
@@ -139,7 +140,8 @@ def demo(
     # --z-head: the prior's root-relative depth gives each vertex's bounded offset around the
     # stereo (mean-disparity) depth; the paper's u, v-only model is bench_demo_ablation's "u, v only" row
     run.step("selfsup-stereo on unlabelled indoor pairs", "selfsup-stereo", inputs=train, init=prior, out=adapted,
-             epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, z_head=True, device=device)
+             epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, z_head=True, device=device,
+             tensorboard=out / "tensorboard" / "selfsup-stereo")
     run.step("predict after", "predict", inputs=test, checkpoint=adapted, out=out / "pred-after", device=device)
     after = run.evaluate(run.last, out / "metrics-after.json")
     picture = _before_after(out, out / "pred-before", out / "pred-after", device)

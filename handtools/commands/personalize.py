@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Optional
@@ -94,6 +95,9 @@ def personalize(
     max_frames: Annotated[Optional[int], typer.Option("--max-frames", min=1, help="Use the first N frames.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the identity code and the batches.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the .pt next to --out.")] = False,
+    tensorboard: Annotated[Optional[Path], typer.Option(
+        "--tensorboard", metavar="DIR", help="Also write TensorBoard events to DIR: per step each loss term, lr "
+        "and frames/s.")] = None,
     device: Device = "auto",
     mano: Mano = None,
     overwrite: Overwrite = False,
@@ -120,6 +124,7 @@ def personalize(
     from handtools.core.methods.deephandmesh.loss import DeepHandMeshLoss
     from handtools.core.methods.deephandmesh.model import PersonalHandModel
     from handtools.core.methods.deephandmesh.views import crop_depth_views
+    from handtools import runconfig
     from handtools.core.render import Renderer
 
     if not fit_poses:
@@ -177,12 +182,27 @@ def personalize(
     log.info(f"personalize: {len(data)} frames x {data.K.shape[1]} views from {len(paths)} shard(s), "
              f"{'shape-only baseline' if baseline else 'DeepHandMesh'} ({preset} preset), {n_steps} steps on {dev}")
 
+    board = _board(tensorboard, start, overwrite)
+    marks = sorted(int(m * n_steps) if m < 1 else int(m) for m in cfg.milestones)  # as fit() decays lr
+    clock = [time.perf_counter()]
+
     def on_step(step: int, terms: dict) -> None:
         if step % 100 == 0 or step == n_steps - 1:
             log.info("step %d: %s", step, " ".join(f"{k} {v:.3f}" for k, v in terms.items()))
+        if board is not None:
+            now = time.perf_counter()
+            seconds, clock[0] = now - clock[0], now
+            values = {f"loss/{k}": v for k, v in terms.items()}
+            values["lr"] = cfg.lr * cfg.gamma ** sum(step >= m for m in marks)
+            values["throughput/frames_per_s"] = min(cfg.batch_size, len(data)) / max(seconds, 1e-9)
+            board.scalars(step + 1, values)
 
-    poses, opt = fit(model, data, cfg, loss, n_steps, poses=poses, seed=seed, use_penet=penet, on_step=on_step,
-                     optimizer_state=opt_state, start_step=start)
+    try:
+        poses, opt = fit(model, data, cfg, loss, n_steps, poses=poses, seed=seed, use_penet=penet, on_step=on_step,
+                         optimizer_state=opt_state, start_step=start)
+    finally:
+        if board is not None:
+            board.close()
     record = {"command": "handtools personalize", "inputs": [str(p) for p in paths], "base_model": identity,
               "preset": preset, "steps": n_steps, "frames": len(data), "shape_only": baseline,
               "use_depth": use_depth, "penet": penet}
@@ -193,8 +213,27 @@ def personalize(
     ckbuf = io.BytesIO()
     torch.save({"kind": "deephandmesh", "config": json.dumps(asdict(cfg)), "model": model.state_dict(),
                 "poses": poses.state_dict(), "optimizer": opt.state_dict(), "step": n_steps,
-                "shape_only": baseline, "hand_model": identity}, ckbuf)
+                "shape_only": baseline, "hand_model": identity,
+                "run_config": runconfig.current(inputs=paths)}, ckbuf)  # handtools info --config
     write_atomic(ckpt, ckbuf.getvalue())
     log.info(f"personalize: wrote {out} and {ckpt} (regressor residual {report['regressor_residual_m']:.1e} m, "
              f"pose-corrective export residual {report['posedirs_residual_m']:.1e} m)")
     emit_path(out)
+
+
+def _board(logdir: Optional[Path], start: int, overwrite: bool):
+    """The TensorBoard writer of --tensorboard (None without it); a new run refuses earlier
+    events in the folder unless --overwrite (then deletes them), a resumed one continues them."""
+    if logdir is None:
+        return None
+    from handtools.io.tensorboard import TensorBoardWriter
+
+    if logdir.exists() and not logdir.is_dir():
+        raise OutputExistsError(f"{logdir}: --tensorboard takes a folder; this is a file")
+    old = sorted(logdir.glob("events.out.tfevents.*")) if start == 0 and logdir.is_dir() else []
+    if old and not overwrite:
+        raise OutputExistsError(f"{logdir}: holds TensorBoard events of an earlier run (use --overwrite to replace "
+                                "them, or another --tensorboard folder)")
+    for f in old:
+        f.unlink()
+    return TensorBoardWriter(logdir, purge_step=start + 1 if start else None)

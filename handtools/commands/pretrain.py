@@ -40,6 +40,7 @@ def pretrain(
     amp: TrainOptions.Amp = True,
     resume: TrainOptions.Resume = False,
     allow_change: TrainOptions.AllowChange = False,
+    tensorboard: TrainOptions.TensorBoard = None,
     device: Device = "auto",
     mano: Mano = None,
     overwrite: Overwrite = False,
@@ -94,7 +95,8 @@ def pretrain(
     }
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     run_training("pretrain", trainer, out, start,
-                 f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}", allow_change)
+                 f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}", allow_change,
+                 tensorboard=tensorboard, hand=hand, overwrite=overwrite)
 
 
 def _mean_hand(data):

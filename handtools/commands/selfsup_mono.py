@@ -52,6 +52,7 @@ def selfsup_mono(
     checkpoint_every: TrainOptions.CheckpointEvery = 0,
     amp: TrainOptions.Amp = True,
     resume: TrainOptions.Resume = False,
+    tensorboard: TrainOptions.TensorBoard = None,
     renderer: Annotated[str, typer.Option("--renderer", help="auto, nvdiffrast or torch.")] = "auto",
     device: Device = "auto",
     mano: Mano = None,
@@ -126,7 +127,7 @@ def selfsup_mono(
     size = f"{data.image_size[1]}x{data.image_size[0]}"
     run_training("selfsup-mono", trainer, out, start,
                  f"{len(data)} crops ({size}, keypoints from {', '.join(sorted(set(data.sources)))}), {encoder}, "
-                 f"losses {', '.join(enabled)}")
+                 f"losses {', '.join(enabled)}", tensorboard=tensorboard, hand=hand, overwrite=overwrite)
 
 
 def _load_backbone(net, path: Path) -> None:

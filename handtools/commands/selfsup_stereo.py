@@ -49,6 +49,7 @@ def selfsup_stereo(
     amp: TrainOptions.Amp = True,
     resume: TrainOptions.Resume = False,
     allow_change: TrainOptions.AllowChange = False,
+    tensorboard: TrainOptions.TensorBoard = None,
     masks: Annotated[
         str, typer.Option("--masks", metavar="auto|shard|skin",
                           help="Hand masks: the shard's from handtools mask (auto; else computed as mask --method skin "
@@ -152,4 +153,5 @@ def selfsup_stereo(
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     size = f"{data.image_size[1]}x{data.image_size[0]}"
     run_training("selfsup-stereo", trainer, out, start,
-                 f"{len(data)} pairs ({size}), losses {', '.join(enabled)}{' + z head' if z_head else ''}", allow_change)
+                 f"{len(data)} pairs ({size}), losses {', '.join(enabled)}{' + z head' if z_head else ''}", allow_change,
+                 tensorboard=tensorboard, hand=hand, overwrite=overwrite, images_per_sample=2)

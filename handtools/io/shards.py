@@ -362,13 +362,24 @@ def _mb(n: Optional[int]) -> str:
 
 
 def history_entry(command: str, args: Optional[dict] = None) -> dict:
-    """One step of a shard's provenance (``history`` root attribute)."""
-    return {
+    """One step of a shard's provenance (``history`` root attribute).
+
+    Inside a running command the step also holds that command's full resolved
+    configuration (``config``, :func:`handtools.runconfig.current`), which ``handtools info
+    --config`` prints as a TOML file; ``args`` are the settings that define the content.
+    """
+    from handtools import runconfig
+
+    entry = {
         "command": command,
         "version": __version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in (args or {}).items()},
     }
+    config = runconfig.current()
+    if config is not None:
+        entry["config"] = config
+    return entry
 
 
 def _validate_array(name: str, arr: np.ndarray, num_views: int) -> np.ndarray:

@@ -195,6 +195,12 @@ def test_demo_quick_preset(cli, tmp_path):
     assert before["num_samples"] >= 3 and before["mpjpe_mm"] > 0
     assert "before" in res.stderr and "after" in res.stderr
     assert "shipped in the package" in " ".join(res.stderr.split())  # the log names the prior's labels
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run in ("selfsup-stereo",):  # TensorBoard events, read back with its own reader
+        acc = EventAccumulator(str(tmp_path / "demo" / "tensorboard" / run))
+        acc.Reload()
+        assert acc.Scalars("loss/total") and acc.Images("predictions"), run
     res = cli("demo", "--preset", "quick", "--out", tmp_path / "demo")
     assert res.exit_code == 1 and "--overwrite" in res.stderr
 
@@ -204,5 +210,11 @@ def test_demo_quick_preset_trains_its_own_prior(cli, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert [p.split("/")[-1] for p in res.stdout.split()][:2] == ["prior.pt", "adapted.pt"]
     assert "pretrain labels" in " ".join(res.stderr.split())
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for run in ("pretrain", "selfsup-stereo"):  # TensorBoard events, read back with its own reader
+        acc = EventAccumulator(str(tmp_path / "demo" / "tensorboard" / run))
+        acc.Reload()
+        assert acc.Scalars("loss/total") and acc.Images("predictions"), run
     res = cli("demo", "--preset", "quick", "--prior", "nope", "--out", tmp_path / "d2")
     assert res.exit_code == 2 and "--prior" in res.stderr

@@ -203,7 +203,11 @@ class Trainer:
         meta: extra picklable-primitives stored in every checkpoint (command config,
             hand model identity, input shards ...), compared on resume.
         report: ``report(event, info)`` callback for progress (``"epoch_start"``,
-            ``"step"``, ``"epoch_end"``) — the CLI's progress bar.
+            ``"step"``, ``"epoch_end"``) — the CLI's progress bar and TensorBoard
+            writer. A ``"step"`` info holds ``epoch``, ``step`` (in the epoch),
+            ``global_step``, ``metrics`` (this rank's), ``lr``, ``samples`` (in the step,
+            all ranks) and ``seconds`` (wall time since the previous step, data loading
+            included); ``"epoch_end"`` gets the epoch's mean metrics.
 
     Nothing is written before the first checkpoint: an existing checkpoint and log at
     ``out`` stay as they are until the new run's first checkpoint replaces them
@@ -256,6 +260,9 @@ class Trainer:
         self._saved_step = 0  # global_step of the last checkpoint (0: nothing learnt yet, nothing to save)
         self._log_lines_written: Optional[int] = None  # history length in the log on disk (None: not written)
         self._stop = False
+        self._saving = False
+        #: the command's resolved configuration (JSON-like), saved as the checkpoint's ``run_config``
+        self.run_config: Optional[dict] = None
 
     def _reset_epoch_sums(self) -> None:
         self._sums: dict[str, float] = {}
@@ -289,6 +296,8 @@ class Trainer:
             "epoch_samples": self._samples,
             "epoch_seconds": self._epoch_seconds(),
         }
+        if self.run_config is not None:
+            state["run_config"] = self.run_config
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         return state
@@ -299,6 +308,14 @@ class Trainer:
         The checkpoint first: if the process dies between the two, the log is
         rewritten from the checkpoint's ``history`` by the next save.
         """
+        self._saving = True  # a repeated signal must not cut the write short (see _catch_signals)
+        try:
+            self._write()
+        finally:
+            self._saving = False
+        self._saved_step = self.global_step
+
+    def _write(self) -> None:
         if self.rank == 0:
             atomic_save(self.state(), self.out)
             if self._log_lines_written != len(self.history):
@@ -306,7 +323,6 @@ class Trainer:
                 with durable.atomic_write(self.log_path, "w", overwrite=True) as f:
                     f.write(text)
                 self._log_lines_written = len(self.history)
-        self._saved_step = self.global_step
 
     def resume_from(self, path: Path, allow_change: bool = False) -> None:
         """Restore everything from a checkpoint written by this trainer.
@@ -433,6 +449,9 @@ class Trainer:
                 self.net.train()
                 stopped_early = False
                 todo = batches[self.step_in_epoch :]  # resume mid-epoch
+                if self._stop_requested():  # arrived while the last epoch's checkpoint was written
+                    self._raise_stop(self._stop)
+                t_prev = time.perf_counter()
                 for idx, batch in zip(todo, self._loader(todo, self.epoch)):
                     if self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps:
                         stopped_early = True
@@ -444,11 +463,17 @@ class Trainer:
                         self._sums[k] = self._sums.get(k, 0.0) + v
                     self._count += 1
                     self._samples += len(idx)
-                    self.report("step", {"epoch": self.epoch, "step": self.step_in_epoch, "metrics": metrics})
-                    if self._stop:  # Ctrl-C / SIGTERM arrived during the step: stop between steps
-                        self._raise_stop(self._stop)
+                    now = time.perf_counter()
+                    self.report("step", {
+                        "epoch": self.epoch, "step": self.step_in_epoch, "metrics": metrics,
+                        "global_step": self.global_step, "lr": self.opt.param_groups[0]["lr"],
+                        "samples": len(idx) * self.world, "seconds": now - t_prev,
+                    })
+                    t_prev = now
                     if self.cfg.checkpoint_every and self.global_step % self.cfg.checkpoint_every == 0:
                         self.save()
+                    if self._stop_requested():  # Ctrl-C / SIGTERM arrived during the step: stop between steps
+                        self._raise_stop(self._stop)
                 if stopped_early:  # --max-steps inside an epoch: keep the position, resumable
                     if self._saved_step != self.global_step:
                         self.save()
@@ -482,21 +507,40 @@ class Trainer:
             dist.barrier()
         return last
 
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop; under DDP whether any rank got one (every rank
+        calls this at the same points, so all stop at the same step boundary)."""
+        stop = bool(self._stop)
+        if self.distributed:
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            if flag.item() > 0 and not stop:
+                self._stop, stop = signal.SIGTERM, True
+        return stop
+
     def _catch_signals(self) -> Callable[[], None]:
-        """Defer SIGINT/SIGTERM to the end of the current step (a second one stops at once).
+        """Defer SIGINT/SIGTERM to the end of the current step, then checkpoint and stop.
 
         The deferred signal then goes to the handler that was in place before (the
         CLI turns SIGTERM into its own ``KeyboardInterrupt`` subclass), or raises
-        ``KeyboardInterrupt``.
+        ``KeyboardInterrupt``. Once a stop is asked for, more SIGTERMs change nothing
+        (Slurm signals every process of a job, torchrun forwards its own, a scheduler
+        may repeat itself): the step finishes and the checkpoint is written whole. A
+        second Ctrl-C (SIGINT) stops at once, the step in progress lost — but never while a
+        checkpoint is being written: that one is finished first.
         """
         self._stop = False
+        self._repeats = 0  # signals after the first, for tests and logs
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
         def handler(signum, _frame):
-            if self._stop:
+            if not self._stop:
+                self._stop = signum
+                return
+            self._repeats += 1
+            if signum == signal.SIGINT and not self._saving:
                 self._raise_stop(signum)
-            self._stop = signum
 
         self._old_handlers = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(s, h) for s, h in self._old_handlers.items()] and None
