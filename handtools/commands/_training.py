@@ -160,8 +160,10 @@ def _resume(trainer, out: Path, allow_change: bool) -> None:
         log.warning(f"--allow-change: {_describe(*d)}")
 
 
-def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_change: bool = False) -> None:
-    """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0).
+def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_change: bool = False,
+                 emit: bool = True) -> None:
+    """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0;
+    ``emit=False``: not yet, a later stage will).
 
     A full disk while writing a checkpoint is a one-line :class:`DiskFullError`; the
     previous checkpoint is kept.
@@ -184,7 +186,7 @@ def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_
             raise DiskFullError(exc.strerror if str(exc.strerror).startswith("disk full") else
                                 f"disk full: cannot write {out}; the previous checkpoint, if any, is kept") from None
         raise
-    if trainer.rank == 0:
+    if emit and trainer.rank == 0:
         emit_path(out)
 
 
