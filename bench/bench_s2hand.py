@@ -223,57 +223,205 @@ def part_fit(args):
         print(f"  {r[0]:<6}{r[1]:<26}" + " ".join(f"{x:.1f}" for x in r[3]))
 
 
+#: Table 4's rows (the paper's ablation) as selfsup-mono options.
+TABLE4 = {
+    "E_loc + E_regu": ["--stacks", "0", "--no", "ori", "--no", "pixel", "--no", "ssim"],
+    "+ E_ori": ["--stacks", "0", "--no", "pixel", "--no", "ssim"],
+    "+ 2D branch, E_2d, E_con": ["--no", "pixel", "--no", "ssim"],
+    "+ E_photo (full S2HAND)": [],
+}
+FULL = "+ E_photo (full S2HAND)"
+
+
+def _crops_cached(root: Path, n: int, seed: int, size: int) -> list[str]:
+    listing = root / "crops.txt"
+    if listing.exists():
+        return listing.read_text().split()
+    root.mkdir(parents=True, exist_ok=True)
+    paths = make_crops(root, n, seed, size)
+    listing.write_text("\n".join(paths) + "\n")
+    return paths
+
+
+def _finished(ck: Path) -> bool:
+    from handtools.core.learning.checkpoints import load_checkpoint
+
+    if not ck.exists():
+        return False
+    c = load_checkpoint(ck)
+    return bool(c["finished"]) and (c["meta"].get("stage") == 2 or c["meta"].get("kind") == "mono-supervised-bench")
+
+
+def _scores(pred_paths, gt):
+    """PA-MPJPE and root-relative MPJPE (mm) per frame of predicted vs true joints."""
+    j = np.concatenate([ShardReader(p).read("pred/joints3d") for p in pred_paths])
+    rr = np.linalg.norm((j - j[:, :1]) - (gt - gt[:, :1]), axis=-1).mean(1)
+    return pa_mpjpe(j, gt) * 1000, rr * 1000
+
+
+class _Supervised:
+    """The same network (``--stacks 0``) trained with 3D labels: mean joint distance in
+    the camera frame (cm) plus the root-relative one. Bench only: reads joints3d."""
+
+    def __call__(self, model, batch):
+        from handtools.core.methods.s2hand import decode
+
+        codes = model(batch["image"], batch["K"], with_2d=False)
+        j = decode(codes, self.hand)["joints"]
+        gt = batch["joints3d"]
+        d = (j - gt).norm(dim=-1).mean() + ((j - j[:, :1]) - (gt - gt[:, :1])).norm(dim=-1).mean()
+        return d * 100, {"mpjpe_cm": float((j - gt).norm(dim=-1).mean() * 100)}
+
+
+class _LabelledCrops(torch.utils.data.Dataset):
+    def __init__(self, paths):
+        from handtools.io.dataset import ShardDataset
+
+        self.base = ShardDataset(paths, ["images", "K", "joints3d"])
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        it = self.base[int(i)]
+        return {"image": torch.from_numpy(np.ascontiguousarray(it["images"][0])).permute(2, 0, 1).float() / 255,
+                "K": torch.from_numpy(it["K"][0].astype(np.float32)),
+                "joints3d": torch.from_numpy(it["joints3d"].astype(np.float32).reshape(21, 3))}
+
+
+def train_supervised(args):
+    """``--part supervised``: one 3D-supervised run (called by part_train in a subprocess)."""
+    from handtools.core.learning.trainer import TrainConfig, Trainer
+    from handtools.core.methods.s2hand import CPU, PAPER
+
+    cfg0 = {"cpu": CPU, "paper": PAPER}[args.preset]
+    torch.manual_seed(args.seed)
+    net = S2HandNet(cfg0.encoder, args.size, pool=cfg0.pool, texture=cfg0.texture)
+    loss = _Supervised()
+    loss.hand = mano_hand()
+    cfg = TrainConfig(epochs=args.epochs + args.finetune_epochs, batch_size=args.batch_size, lr=cfg0.lr,
+                      milestones=(args.epochs,), gamma=cfg0.finetune_lr / cfg0.lr, seed=args.seed)
+    meta = {"kind": "mono", "net": net.config, "hand_model": loss.hand.identity, "mirror_left": False,
+            "supervision": "3d-joints (bench only)", "stage": 2}
+    tr = Trainer(net, loss, _LabelledCrops(args.paths), cfg, Path(args.out), torch.device("cpu"), meta=meta)
+    tr.fit()
+
+
 def part_train(args):
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        train = make_crops(tmp / "tr", args.n_train, 100, args.size)
-        test = make_crops(tmp / "te", args.n_test, 200, args.size)
-        gt = load(test)["joints3d"]
-        for seed in args.seeds:
-            out = tmp / f"m{seed}.pt"
-            sh(f"{H} -q selfsup-mono --preset cpu --epochs {args.epochs} --seed {seed} --out {out} {' '.join(train)}")
-            res = {}
-            for tag, ck in (("trained", out),):
-                pred = sh(f"{H} -q predict -c {ck} --out {tmp}/p{seed}{tag} {' '.join(test)}")
-                j = np.concatenate([ShardReader(p).read("pred/joints3d") for p in pred])
-                res[tag] = pa_mpjpe(j, gt).mean() * 1000
-            sh(f"{H} -q selfsup-mono --preset cpu --epochs 1 --lr 1e-12 --seed {seed} --out {tmp}/u{seed}.pt {' '.join(train)}")
-            pred = sh(f"{H} -q predict -c {tmp}/u{seed}.pt --out {tmp}/pu{seed} {' '.join(test)}")
-            j = np.concatenate([ShardReader(p).read("pred/joints3d") for p in pred])
-            res["untrained"] = pa_mpjpe(j, gt).mean() * 1000
-            rows.append(res)
-        hand = mano_hand()
-        with torch.no_grad():
-            z = torch.zeros(1, 33)
-            mean = hand(z, torch.zeros(1, 10)).joints.numpy().repeat(len(gt), 0)
-        res_mean = pa_mpjpe(mean, gt).mean() * 1000
-    print(f"\n(b) selfsup-mono --preset cpu, {args.epochs} epochs on {len(train)} shard(s) of detected synthetic indoor "
-          f"crops ({args.n_train} frames), held-out {len(gt)} frames, seeds {args.seeds}; 2-core shared CPU")
-    for k in ("trained", "untrained"):
-        v = np.array([r[k] for r in rows])
-        print(f"{k:<12} PA-MPJPE {v.mean():6.1f} +- {v.std():.1f} mm  ({', '.join(f'{x:.1f}' for x in v)})")
-    print(f"{'mean pose':<12} PA-MPJPE {res_mean:6.1f} mm")
+    """(b) and Table 4: trained vs untrained vs mean pose, the ablation rows, 3D supervision."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    train = _crops_cached(work / "train", args.n_train, 100, args.size)
+    test = _crops_cached(work / "test", args.n_test, 200, args.size)
+    gt = load(test)["joints3d"]
+    n_train = sum(len(ShardReader(p).read("K")) for p in train)
+    print(f"data: {n_train} training crops of {args.n_train} frames, {len(gt)} held-out of {args.n_test} "
+          f"({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    common = (f"--preset {args.preset} --no-mirror-left --epochs {args.epochs} --finetune-epochs {args.finetune_epochs}"
+              f" --batch-size {args.batch_size}")
+    jobs = []  # (row, seed, checkpoint, command)
+    abl_seeds = args.ablation_seeds if args.ablation_seeds is not None else args.seeds[:1]
+    for seed in args.seeds:
+        jobs.append((FULL, seed))
+    for seed in abl_seeds:
+        jobs.append(("3D labels (same network, --stacks 0)", seed))
+        for row in TABLE4:
+            if row != FULL:
+                jobs.append((row, seed))
+    slug = {row: f"r{i}" for i, row in enumerate(list(TABLE4) + ["3D labels (same network, --stacks 0)"])}
+
+    def run(job):
+        row, seed = job
+        ck = work / f"{slug[row]}-s{seed}.pt"
+        t1 = time.time()
+        if not _finished(ck):
+            if row.startswith("3D labels"):
+                sh(f"{sys.executable} {Path(__file__).resolve()} --part supervised --preset {args.preset} --size {args.size}"
+                   f" --epochs {args.epochs} --finetune-epochs {args.finetune_epochs} --batch-size {args.batch_size}"
+                   f" --seed {seed} --out {ck} --paths {' '.join(train)}")
+            else:
+                resume = "--resume" if ck.exists() else ""
+                sh(f"{H} -q selfsup-mono {common} {' '.join(TABLE4[row])} --seed {seed} {resume} --out {ck} {' '.join(train)}")
+        pred = sh(f"{H} -q predict -c {ck} --overwrite --out {work}/pred-{slug[row]}-s{seed} {' '.join(test)}")
+        sc = _scores(pred, gt)
+        print(f"  done {row} seed {seed} ({time.time() - t1:.0f} s): PA-MPJPE {sc[0].mean():.1f} mm, "
+              f"root-relative MPJPE {sc[1].mean():.1f} mm", file=sys.stderr, flush=True)
+        return job, sc
+
+    res = {}
+    untrained = []
+    for seed in args.seeds:  # the network before training: one step at lr 1e-12
+        ck = work / f"untrained-s{seed}.pt"
+        if not ck.exists():
+            sh(f"{H} -q selfsup-mono {common} --seed {seed} --lr 1e-12 --max-steps 1 --out {ck} {' '.join(train)}")
+        pred = sh(f"{H} -q predict -c {ck} --overwrite --out {work}/pred-untrained-s{seed} {' '.join(test)}")
+        untrained.append(_scores(pred, gt))
+        print(f"  untrained seed {seed}: PA-MPJPE {untrained[-1][0].mean():.1f} mm, root-relative MPJPE "
+              f"{untrained[-1][1].mean():.1f} mm", file=sys.stderr, flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for job, sc in pool.map(run, jobs):
+            res[job] = sc
+    hand = mano_hand()
+    with torch.no_grad():
+        mean = hand(torch.zeros(1, 33), torch.zeros(1, 10)).joints.numpy().repeat(len(gt), 0)
+    mean_pa = pa_mpjpe(mean, gt).mean() * 1000
+
+    def stat(rows, k):
+        v = np.array([r[k].mean() for r in rows])
+        return f"{v.mean():6.1f} +- {v.std():4.1f}  ({', '.join(f'{x:.1f}' for x in v)})"
+
+    print(f"\n(b) selfsup-mono --preset {args.preset} --no-mirror-left, {args.epochs} + {args.finetune_epochs} epochs, "
+          f"batch {args.batch_size}, on {n_train} crops ({args.size} px) of synthetic indoor frames with MediaPipe "
+          f"keypoints (detect); held-out {len(gt)} crops (another synth seed); 2-core CPU shared with a heavy job "
+          f"({time.time() - t0:.0f} s in all); mean +- std over seeds (per-seed means in brackets), mm")
+    print(f"{'':<40}{'PA-MPJPE':>34}{'root-rel. MPJPE':>34}")
+    full = [res[(FULL, s)] for s in args.seeds]
+    print(f"{'trained (full S2HAND), seeds ' + ','.join(map(str, args.seeds)):<40}{stat(full, 0):>34}{stat(full, 1):>34}")
+    print(f"{'untrained network':<40}{stat(untrained, 0):>34}{stat(untrained, 1):>34}")
+    print(f"{'mean pose (PA aligns it)':<40}{mean_pa:>6.1f}")
+    print(f"\nTable 4 (ablation), seeds {abl_seeds}; paper (FreiHAND, MPJPE cm): 1.54 -> 1.24 -> 1.19 -> 1.18")
+    for row in list(TABLE4) + ["3D labels (same network, --stacks 0)"]:
+        rows = [res[(row, s)] for s in abl_seeds if (row, s) in res]
+        print(f"{row:<40}{stat(rows, 0):>34}{stat(rows, 1):>34}")
+    sup = [res[("3D labels (same network, --stacks 0)", s)] for s in abl_seeds]
+    selfsup = [res[(FULL, s)] for s in abl_seeds]
+    for k, name in ((0, "PA-MPJPE"), (1, "root-relative MPJPE")):
+        r = np.mean([a[k].mean() for a in selfsup]) / np.mean([b[k].mean() for b in sup])
+        print(f"self-supervised / 3D-supervised, {name}: {r:.2f}x (paper about 1.2x, goal <= 1.3x)")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", choices=("fit", "train"), default="fit")
+    ap.add_argument("--part", choices=("fit", "train", "supervised"), default="fit")
     ap.add_argument("-n", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--size", type=int, default=96)
+    ap.add_argument("--size", type=int, default=64, help="crop side (fit: 96 unless given)")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--lr", type=float, default=0.02)
     ap.add_argument("--init", nargs="+", choices=("pnp", "mean"), default=["pnp"],
                     help="fit starts: pnp (multi-start from the detected keypoints) and/or mean (mean hand)")
     ap.add_argument("--select-steps", type=int, default=60, help="steps per PnP start before choosing one")
-    ap.add_argument("--n-train", type=int, default=200)
-    ap.add_argument("--n-test", type=int, default=40)
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--n-train", type=int, default=300)
+    ap.add_argument("--n-test", type=int, default=80)
+    ap.add_argument("--preset", default="cpu", choices=("cpu", "paper"))
+    ap.add_argument("--epochs", type=int, default=20, help="stage 1 epochs (train)")
+    ap.add_argument("--finetune-epochs", type=int, default=10, help="stage 2 epochs (train)")
+    ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--ablation-seeds", type=int, nargs="+", default=None,
+                    help="seeds of the Table 4 rows and the 3D-supervised run (default: the first of --seeds)")
+    ap.add_argument("--jobs", type=int, default=1, help="trainings run at once")
+    ap.add_argument("--work", default="bench-s2hand-work", help="data, checkpoints and predictions; finished runs are reused")
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--paths", nargs="*", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.part == "fit" and args.size == 64 and "--size" not in sys.argv:
+        args.size = 96
     torch.manual_seed(args.seed)
-    (part_fit if args.part == "fit" else part_train)(args)
+    {"fit": part_fit, "train": part_train, "supervised": train_supervised}[args.part](args)
 
 
 if __name__ == "__main__":
