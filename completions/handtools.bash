@@ -58,8 +58,8 @@ _handtools_spec() {
         ;;
     "selfsup-mono")
         _ht_cmds=""
-        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --help --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --synth-keypoints --tensorboard --texture --weight --workers -h -o"
-        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --gamma --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --tensorboard --texture --weight --workers -o"
+        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --finetune-epochs --finetune-gamma --finetune-lr --finetune-milestones --gamma --help --hourglass-features --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --stacks --synth-keypoints --tensorboard --texture --weight --workers -h -o"
+        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --finetune-epochs --finetune-gamma --finetune-lr --finetune-milestones --gamma --hourglass-features --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --stacks --tensorboard --texture --weight --workers -o"
         _ht_args="file"
         ;;
     "personalize")

@@ -248,7 +248,9 @@ _handtools_selfsup_mono() {
         '(--init)--init=[pretrain checkpoint whose ResNet encoder starts the network (same --encoder); default\: from scratch.]:init:_files' \
         '(--pool)--pool=[max (supp. §2) or avg (official code).]:pool: ' \
         '(--texture)--texture=[vertex (paper) or face (official code).]:texture: ' \
-        '*--no=[Switch a loss off (repeatable)\: loc, ori, pixel, ssim, shape, texture, scale, angle.]:loss_off: ' \
+        '(--stacks)--stacks=[Hourglasses of the 2D branch (paper\: 2); 0\: no 2D branch, no kp2d / con \[preset\].]:stacks: ' \
+        '(--hourglass-features)--hourglass-features=[Channels inside the hourglasses (paper preset 256, cpu 32).]:hourglass_features: ' \
+        '*--no=[Switch a loss off (repeatable)\: loc, ori, pixel, ssim, shape, texture, scale, angle, kp2d, con.]:loss_off: ' \
         '*--weight=[Override a paper weight factor (repeatable)\: 3d, 2d, con, geo, photo, regu, ori, ssim, texture, scale, angle.]:weight: ' \
         '(--con-sum)--con-sum=[Per-sample weight of eq. 6\: sum (paper) or mean (code).]:con_sum: ' \
         '(--loc-form)--loc-form=[E_loc\: paper (SmoothL1) or code (Huber 5 px, con^2).]:loc_form: ' \
@@ -261,6 +263,10 @@ _handtools_selfsup_mono() {
         '(--lr)--lr=[Adam learning rate \[preset\].]:lr: ' \
         '(--milestones)--milestones=[lr decay epochs \[preset\].]:milestones: ' \
         '(--gamma)--gamma=[lr decay factor \[preset\].]:gamma: ' \
+        '(--finetune-epochs)--finetune-epochs=[Stage 2 (joint fine-tuning with E_con) epochs; 0\: none \[preset\].]:finetune_epochs: ' \
+        '(--finetune-lr)--finetune-lr=[Stage 2 learning rate \[preset\].]:finetune_lr: ' \
+        '(--finetune-milestones)--finetune-milestones=[Stage 2 lr decay epochs \[preset\].]:finetune_milestones: ' \
+        '(--finetune-gamma)--finetune-gamma=[Stage 2 lr decay factor \[preset\].]:finetune_gamma: ' \
         '(--seed)--seed=[Seed for initialisation and data order.]:seed: ' \
         '(--workers)--workers=[DataLoader worker processes.]:workers: ' \
         '(--max-steps)--max-steps=[Stop after this many steps (smoke runs).]:max_steps: ' \

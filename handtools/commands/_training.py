@@ -168,8 +168,9 @@ def _resume(trainer, out: Path, allow_change: bool) -> None:
 
 def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_change: bool = False,
                  tensorboard: Optional[Path] = None, hand=None, images_per_sample: int = 1,
-                 overwrite: bool = False) -> None:
-    """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0).
+                 overwrite: bool = False, emit: bool = True) -> None:
+    """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0;
+    ``emit=False``: not yet, a later stage will).
 
     With ``tensorboard`` (a folder) rank 0 also writes TensorBoard events there
     (:func:`tensorboard_reporter`; ``hand`` draws the per-epoch overlays,
@@ -203,7 +204,7 @@ def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_
             raise DiskFullError(exc.strerror if str(exc.strerror).startswith("disk full") else
                                 f"disk full: cannot write {out}; the previous checkpoint, if any, is kept") from None
         raise
-    if trainer.rank == 0:
+    if emit and trainer.rank == 0:
         emit_path(out)
 
 

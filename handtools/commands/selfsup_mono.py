@@ -9,12 +9,10 @@ import typer
 
 from handtools.commands._training import TrainOptions, checkpoint_target, parse_weights, run_training, train_config
 from handtools.console import log
-from handtools.core.methods.s2hand.config import BRANCH_2D_LOSSES, LOSS_NAMES, PAPER, PRESETS
+from handtools.core.methods.s2hand.config import BRANCH_2D_LOSSES, LOSS_NAMES, PAPER, PRESETS, stage_losses
 from handtools.errors import InputError
 from handtools.io.pipes import read_input_paths
 from handtools.options import Device, Inputs, Mano, Overwrite, resolve_device
-
-_3D_LOSSES = tuple(n for n in LOSS_NAMES if n not in BRANCH_2D_LOSSES)
 
 
 def selfsup_mono(
@@ -30,8 +28,12 @@ def selfsup_mono(
                                                  "network (same --encoder); default: from scratch.")] = None,
     pool: Annotated[str, typer.Option("--pool", help="max (supp. §2) or avg (official code).")] = PAPER.pool,
     texture: Annotated[str, typer.Option("--texture", help="vertex (paper) or face (official code).")] = PAPER.texture,
+    stacks: Annotated[Optional[int], typer.Option(
+        "--stacks", min=0, help="Hourglasses of the 2D branch (paper: 2); 0: no 2D branch, no kp2d / con [preset].")] = None,
+    hourglass_features: Annotated[Optional[int], typer.Option(
+        "--hourglass-features", min=2, help="Channels inside the hourglasses (paper preset 256, cpu 32).")] = None,
     loss_off: Annotated[Optional[list[str]], typer.Option(
-        "--no", metavar="LOSS", help=f"Switch a loss off (repeatable): {', '.join(_3D_LOSSES)}.")] = None,
+        "--no", metavar="LOSS", help=f"Switch a loss off (repeatable): {', '.join(LOSS_NAMES)}.")] = None,
     weight: Annotated[Optional[list[str]], typer.Option(
         "--weight", metavar="NAME=VALUE", help=f"Override a paper weight factor (repeatable): {', '.join(PAPER.weights)}.")] = None,
     con_sum: Annotated[str, typer.Option("--con-sum", help="Per-sample weight of eq. 6: sum (paper) or mean (code).")] = PAPER.con_sum,
@@ -46,6 +48,12 @@ def selfsup_mono(
     lr: Annotated[Optional[float], typer.Option("--lr", help="Adam learning rate [preset].")] = None,
     milestones: Annotated[Optional[str], typer.Option("--milestones", metavar="E1,E2", help="lr decay epochs [preset].")] = None,
     gamma: Annotated[Optional[float], typer.Option("--gamma", help="lr decay factor [preset].")] = None,
+    finetune_epochs: Annotated[Optional[int], typer.Option(
+        "--finetune-epochs", min=0, help="Stage 2 (joint fine-tuning with E_con) epochs; 0: none [preset].")] = None,
+    finetune_lr: Annotated[Optional[float], typer.Option("--finetune-lr", help="Stage 2 learning rate [preset].")] = None,
+    finetune_milestones: Annotated[Optional[str], typer.Option(
+        "--finetune-milestones", metavar="E1,E2", help="Stage 2 lr decay epochs [preset].")] = None,
+    finetune_gamma: Annotated[Optional[float], typer.Option("--finetune-gamma", help="Stage 2 lr decay factor [preset].")] = None,
     seed: TrainOptions.Seed = 0,
     workers: TrainOptions.Workers = 0,
     max_steps: TrainOptions.MaxSteps = None,
@@ -62,10 +70,13 @@ def selfsup_mono(
 
     Inputs are 1-view crops shards whose keypoints2d come from `handtools detect`; only
     images, K, keypoints2d (+ confidence) and the detector's hand/is_left are read, no
-    3D, mask or ground-truth 2D label. Losses (eqs. 3-9, supp. eqs. 1-4): loc, ori, pixel,
-    ssim, shape, texture, scale, angle; --no LOSS reruns Table 4's ablation, --weight
-    changes a factor of supplementary §2 (3d, geo, photo, regu, ori, ssim, texture, scale,
-    angle). The 2D branch (E_2d, E_con) is not built yet.
+    3D, mask or ground-truth 2D label. Losses (eqs. 3-11, supp. eqs. 1-4): loc, ori, pixel,
+    ssim, shape, texture, scale, angle, and with the 2D branch (a stacked hourglass) kp2d
+    (E_2d) and con (E_con); --no LOSS and --stacks 0 rerun Table 4's ablation, --weight
+    changes a factor of supplementary §2 (3d, 2d, con, geo, photo, regu, ori, ssim,
+    texture, scale, angle). Schedule (§4.2): stage 1 trains the 3D branch (E_3d) and the
+    2D branch (E_2d) separately, stage 2 fine-tunes both with E_con added
+    (--finetune-*); --out holds the latest stage's checkpoint.
 
     \b
     $ handtools import images photos/ | handtools detect | handtools crop --size 224 \\
@@ -79,17 +90,23 @@ def selfsup_mono(
     from handtools.core.methods.s2hand import S2HandLoss, S2HandNet, mano_hand
     from handtools.core.render import Renderer
     from handtools.io.mono_data import MonoKeypointDataset
+    from handtools.io.pipes import emit_path
 
     if preset not in PRESETS:
         raise typer.BadParameter(f"expected one of {', '.join(PRESETS)}, got {preset!r}", param_hint="--preset")
     cfg0 = PRESETS[preset]
     off = list(loss_off or [])
-    bad = [n for n in off if n not in _3D_LOSSES]
+    bad = [n for n in off if n not in LOSS_NAMES]
     if bad:
-        raise typer.BadParameter(f"unknown loss {bad[0]!r} (known: {', '.join(_3D_LOSSES)})", param_hint="--no")
-    enabled = [n for n in cfg0.losses if n not in off]
-    if not enabled:
-        raise typer.BadParameter("every loss is switched off", param_hint="--no")
+        raise typer.BadParameter(f"unknown loss {bad[0]!r} (known: {', '.join(LOSS_NAMES)})", param_hint="--no")
+    stacks = cfg0.stacks if stacks is None else stacks
+    losses = [n for n in cfg0.losses if n not in off]
+    if stacks and not set(losses) & set(BRANCH_2D_LOSSES):
+        raise typer.BadParameter("the 2D branch trains only through kp2d or con; keep one on, or --stacks 0",
+                                 param_hint="--no")
+    enabled1, enabled2 = (list(stage_losses(losses, stacks, st)) for st in (1, 2))
+    if not enabled1:
+        raise typer.BadParameter("every loss of stage 1 is switched off", param_hint="--no")
     weights = parse_weights(weight or [], cfg0.weights)
     for name, value, allowed in (("--pool", pool, ("max", "avg")), ("--texture", texture, ("vertex", "face")),
                                  ("--con-sum", con_sum, ("sum", "mean")), ("--loc-form", loc_form, ("paper", "code")),
@@ -104,30 +121,62 @@ def selfsup_mono(
     encoder = encoder or cfg0.encoder
     dev = resolve_device(device)
     hand = mano_hand(mano, device=dev)
-    cfg = train_config(epochs or cfg0.epochs, batch_size or cfg0.batch_size, lr or cfg0.lr,
-                       ",".join(map(str, cfg0.milestones)) if milestones is None else milestones,
-                       cfg0.gamma if gamma is None else gamma, seed, workers, max_steps, checkpoint_every, amp)
+    cfg1 = train_config(epochs or cfg0.epochs, batch_size or cfg0.batch_size, lr or cfg0.lr,
+                        ",".join(map(str, cfg0.milestones)) if milestones is None else milestones,
+                        cfg0.gamma if gamma is None else gamma, seed, workers, max_steps, checkpoint_every, amp)
+    n2 = cfg0.finetune_epochs if finetune_epochs is None else finetune_epochs
+    cfg2 = None
+    if n2:
+        cfg2 = train_config(n2, batch_size or cfg0.batch_size, finetune_lr or cfg0.finetune_lr,
+                            ",".join(map(str, cfg0.finetune_milestones)) if finetune_milestones is None else finetune_milestones,
+                            cfg0.finetune_gamma if finetune_gamma is None else finetune_gamma, seed, workers, max_steps,
+                            checkpoint_every, amp)
     torch.manual_seed(seed)
     try:
-        net = S2HandNet(encoder, data.image_size[0], pool=pool, texture=texture)
+        net = S2HandNet(encoder, data.image_size[0], pool=pool, texture=texture, stacks=stacks,
+                        hourglass_features=hourglass_features or cfg0.hourglass_features)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--encoder")
     if backbone_weights is not None:
         _load_backbone(net, backbone_weights)
     if init is not None:
         _load_init(net, load_checkpoint(init), init)
-    loss = S2HandLoss(hand, Renderer(renderer, device=dev), weights=weights, enabled=enabled,
-                      con_sum=con_sum, loc_form=loc_form, shape_form=shape_form)
+    rend = Renderer(renderer, device=dev)
+    common = {"weights": weights, "con_sum": con_sum, "loc_form": loc_form, "shape_form": shape_form}
+    loss1 = S2HandLoss(hand, rend, enabled=enabled1, **common)
     meta = {
         "kind": "mono", "net": net.config, "hand_model": hand.identity, "init": str(init) if init else None,
-        "losses": enabled, "weights": loss.factors, "con_sum": con_sum, "loc_form": loc_form,
-        "shape_form": shape_form, "mirror_left": mirror_left, "keypoints": sorted(set(data.sources)), "train_shards": [str(p) for p in paths],
+        "losses": enabled1, "weights": loss1.factors, "con_sum": con_sum, "loc_form": loc_form,
+        "shape_form": shape_form, "mirror_left": mirror_left, "keypoints": sorted(set(data.sources)),
+        "train_shards": [str(p) for p in paths], "stage": 1,
     }
-    trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     size = f"{data.image_size[1]}x{data.image_size[0]}"
-    run_training("selfsup-mono", trainer, out, start,
-                 f"{len(data)} crops ({size}, keypoints from {', '.join(sorted(set(data.sources)))}), {encoder}, "
-                 f"losses {', '.join(enabled)}", tensorboard=tensorboard, hand=hand, overwrite=overwrite)
+    what = (f"{len(data)} crops ({size}, keypoints from {', '.join(sorted(set(data.sources)))}), {encoder}"
+            f"{f', 2D branch: {stacks}-stack hourglass' if stacks else ''}")
+    saved_stage = 1
+    if start == "resume":
+        saved_stage = int(load_checkpoint(out)["meta"].get("stage", 1))
+        if saved_stage == 2 and cfg2 is None:
+            raise InputError(f"{out}: its stage 2 (fine-tuning) is under way; --finetune-epochs 0 cannot resume it")
+    trainer1 = None
+    if saved_stage == 1:
+        trainer1 = Trainer(net, loss1, data, cfg1, out, dev, meta=meta)
+        run_training("selfsup-mono" + (" stage 1" if cfg2 else ""), trainer1, out, start,
+                     f"{what}, losses {', '.join(enabled1)}", emit=False, tensorboard=tensorboard, hand=hand,
+                     overwrite=overwrite)
+        if cfg2 is None or trainer1.epoch < cfg1.epochs:  # no stage 2, or stage 1 stopped early (--max-steps)
+            if trainer1.epoch < cfg1.epochs and cfg2 is not None:
+                log.info(f"selfsup-mono: stage 1 stopped at epoch {trainer1.epoch} of {cfg1.epochs}; --resume continues it")
+            emit_path(out)
+            return
+    loss2 = S2HandLoss(hand, rend, enabled=enabled2, **common)
+    trainer2 = Trainer(net, loss2, data, cfg2, out, dev, meta=dict(meta, losses=enabled2, stage=2))
+    if trainer1 is not None:  # continue the step count and the log of stage 1
+        trainer2.global_step = trainer2._saved_step = trainer1.global_step
+        trainer2.history = [dict(r, stage=1) for r in trainer1.history]
+    run_training("selfsup-mono stage 2", trainer2, out, "resume" if saved_stage == 2 else "new",
+                 f"fine-tuning, losses {', '.join(enabled2)}",
+                 tensorboard=None if tensorboard is None else tensorboard / "stage2", hand=hand, overwrite=overwrite)
 
 
 def _load_backbone(net, path: Path) -> None:

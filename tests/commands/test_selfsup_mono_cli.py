@@ -30,7 +30,9 @@ def test_real_pipe_trains_predicts_and_evaluates(crops, tmp_path):
     assert p.stdout.strip() == f"{tmp_path}/m.pt"
     ck = load_checkpoint(tmp_path / "m.pt")
     assert ck["meta"]["kind"] == "mono" and ck["meta"]["keypoints"] == ["detect"]
-    assert ck["meta"]["losses"] == ["loc", "ori", "pixel", "ssim", "shape", "texture", "scale", "angle"]
+    # --max-steps 2 stops inside stage 1: the 3D branch's terms and the 2D branch's E_2d, no E_con yet
+    assert ck["meta"]["losses"] == ["loc", "ori", "pixel", "ssim", "shape", "texture", "scale", "angle", "kp2d"]
+    assert ck["meta"]["stage"] == 1 and ck["meta"]["net"]["stacks"] == 2
     p = run_shell(f"{h} predict -c {tmp_path}/m.pt --out {tmp_path}/p {' '.join(paths)}"
                   f" | {h} evaluate", check=True)
     metrics = json.loads(p.stdout)
@@ -46,13 +48,45 @@ def test_real_pipe_trains_predicts_and_evaluates(crops, tmp_path):
 def test_ablation_switches_and_weights(cli, crops, tmp_path):
     _, paths = crops
     out = tmp_path / "a.pt"
-    res = cli("selfsup-mono", "--preset", "cpu", "--no", "pixel", "--no", "ssim", "--no", "ori", "--weight", "ori=50",
-              "--epochs", "1", "--batch-size", "3", "--out", out, *paths)
+    res = cli("selfsup-mono", "--preset", "cpu", "--stacks", "0", "--no", "pixel", "--no", "ssim", "--no", "ori",
+              "--weight", "ori=50", "--epochs", "1", "--finetune-epochs", "0", "--batch-size", "3", "--out", out, *paths)
     assert res.exit_code == 0, res.stderr
     meta = load_checkpoint(out)["meta"]
     assert meta["losses"] == ["loc", "shape", "texture", "scale", "angle"] and meta["weights"]["ori"] == 50.0
     log = json.loads(out.with_suffix(".log.jsonl").read_text().splitlines()[-1])
-    assert "loss_loc" in log and "loss_pixel" not in log
+    assert "loss_loc" in log and "loss_pixel" not in log and "loss_kp2d" not in log
+    assert "stacks" not in meta["net"] and meta["stage"] == 1
+
+
+def test_two_stages_2d_branch_and_resume(cli, crops, tmp_path):
+    """Stage 1 (E_3d + E_2d) then stage 2 (E with E_con, fresh Adam at the fine-tuning rate);
+    a run stopped inside stage 1 resumes through both; the 2D switches and weights work."""
+    _, paths = crops
+    out = tmp_path / "s.pt"
+    args = ["selfsup-mono", "--preset", "cpu", "--epochs", "1", "--finetune-epochs", "1", "--finetune-lr", "1e-4",
+            "--batch-size", "2", "--weight", "con=0.001", "--weight", "2d=0.002", "--out", out, *paths]
+    res = cli(*args, "--max-steps", "1")
+    assert res.exit_code == 0, res.stderr
+    ck = load_checkpoint(out)
+    assert ck["meta"]["stage"] == 1 and ck["global_step"] == 1 and "stopped at epoch 0" in res.stderr
+    res = cli(*args, "--resume")
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.strip() == str(out)
+    ck = load_checkpoint(out)
+    meta = ck["meta"]
+    assert meta["stage"] == 2 and meta["losses"][-2:] == ["kp2d", "con"]
+    assert meta["weights"]["con"] == 0.001 and meta["weights"]["2d"] == 0.002
+    assert ck["config"]["lr"] == 1e-4 and ck["finished"]
+    log = [json.loads(x) for x in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and log[0]["stage"] == 1 and "stage" not in log[1]
+    assert "loss_kp2d" in log[0] and "loss_con" not in log[0] and "kp2d_err_px" in log[0]
+    assert "loss_con" in log[1] and log[1]["lr"] == pytest.approx(1e-4)
+    res = cli("selfsup-mono", "--preset", "cpu", "--no", "con", "--epochs", "1", "--finetune-epochs", "1",
+              "--batch-size", "2", "--max-steps", "1", "--out", tmp_path / "n.pt", *paths)
+    assert res.exit_code == 0, res.stderr
+    res = cli("selfsup-mono", "--preset", "cpu", "--no", "kp2d", "--no", "con", "--max-steps", "1",
+              "--out", tmp_path / "x.pt", *paths)
+    assert res.exit_code == 2 and "--stacks 0" in res.stderr and "Traceback" not in res.stderr
 
 
 @pytest.mark.parametrize("extra, code, text", [

@@ -15,8 +15,16 @@ Loss terms (:data:`LOSS_NAMES`, each switchable with ``--no-<name>``)::
     texture  E_C,  supp. eqs. 1-2
     scale    E_s,  supp. §1  (middle-finger proximal bone - 2.82 cm)^2
     angle    E_J,  supp. eqs. 3-4  joint-angle hinge
-    kp2d     E_2d, eq. 10    (2D branch; needs the hourglass, not built yet)
-    con      E_con, eq. 11   (2D branch)
+    kp2d     E_2d, eq. 10    the 2D branch (stacked hourglass) against the detections
+    con      E_con, eq. 11   2D-3D consistency: projected joints vs the 2D branch's
+
+Schedule (§4.2): with the 2D branch, stage 1 trains the 3D branch with E_3d and the 2D
+branch with E_2d (separate networks, separate losses: one run of both is the paper's
+two separate trainings on the same batches), ``epochs`` epochs at ``lr`` decayed by
+``gamma`` at ``milestones``; stage 2 fine-tunes both with E (E_con added) for
+``finetune_epochs`` at ``finetune_lr``, a fresh Adam. Without the 2D branch (``stacks =
+0``) stage 2 continues E_3d at the fine-tuning rate (the same schedule, so Table 4's
+rows differ only in their terms).
 
 Weights (:attr:`S2HandConfig.weights`) are the paper's factors (supp. §2) by the name
 of their subscript; the weight of each term is their product along eqs. 1, 2, 5, 8, 9
@@ -29,7 +37,7 @@ from dataclasses import dataclass, field, replace
 
 #: The loss terms, in the order of eqs. 1-11.
 LOSS_NAMES = ("loc", "ori", "pixel", "ssim", "shape", "texture", "scale", "angle", "kp2d", "con")
-#: Terms that need the 2D branch (stacked hourglass), which is not implemented yet.
+#: Terms that need the 2D branch (stacked hourglass, S2HandNet(stacks > 0)).
 BRANCH_2D_LOSSES = ("kp2d", "con")
 
 #: Supplementary §2: w_3d = 1, w_2d = 0.001, w_con = 0.0002, w_geo = 0.001, w_photo = 0.005,
@@ -81,10 +89,13 @@ class S2HandConfig:
         ``code`` (Huber on the joint distance with delta 5 px, weighted by con^2 and
         the code's per-joint weights, normalised by their sum).
     shape_form: ``norm`` (||beta||, paper) or ``mse`` (the code's mean of squares).
-    epochs, batch_size, lr, milestones, gamma: the 3D-branch stage of §4.2 (90 epochs,
-        lr 1e-3 halved every 30, Adam, batch 64).
-    finetune_*: the joint fine-tuning stage (60 epochs, lr 2.5e-4, /3 every 20); used
-        only with the 2D branch.
+    stacks: hourglasses of the 2D branch (2, §3.3 / §4.2); 0: no 2D branch (then the
+        kp2d and con terms are off).
+    hourglass_features: channels inside the hourglasses (256, Newell et al.).
+    epochs, batch_size, lr, milestones, gamma: stage 1 of §4.2, the branches trained
+        separately (90 epochs, lr 1e-3 halved every 30, Adam, batch 64).
+    finetune_*: stage 2, joint fine-tuning with E (60 epochs, lr 2.5e-4, /3 every 20);
+        0 epochs: no stage 2.
     """
 
     encoder: str = "efficientnet_b0"
@@ -92,10 +103,12 @@ class S2HandConfig:
     pool: str = "max"
     texture: str = "vertex"
     weights: dict = field(default_factory=lambda: dict(PAPER_WEIGHTS))
-    losses: tuple[str, ...] = tuple(n for n in LOSS_NAMES if n not in BRANCH_2D_LOSSES)
+    losses: tuple[str, ...] = LOSS_NAMES
     con_sum: str = "sum"
     loc_form: str = "paper"
     shape_form: str = "norm"
+    stacks: int = 2
+    hourglass_features: int = 256
     epochs: int = 90
     batch_size: int = 64
     lr: float = 1e-3
@@ -107,8 +120,17 @@ class S2HandConfig:
     finetune_gamma: float = 1.0 / 3.0
 
 
-#: The paper's settings (3D branch; the 2D branch and its stages are not built yet).
+#: The paper's settings: both branches, 90 + 60 epochs.
 PAPER = S2HandConfig()
-#: A small preset for a CPU: ResNet-18 at 64 px, short schedule.
-CPU = replace(PAPER, encoder="resnet18", image_size=64, epochs=20, batch_size=16, milestones=(15,))
+#: A small preset for a CPU: ResNet-18 at 64 px, a 2-stack hourglass of 32 channels,
+#: 20 + 10 epochs.
+CPU = replace(PAPER, encoder="resnet18", image_size=64, hourglass_features=32, epochs=20, batch_size=16,
+              milestones=(15,), finetune_epochs=10, finetune_milestones=(5,))
+
+
+def stage_losses(losses, stacks: int, stage: int) -> tuple[str, ...]:
+    """Terms of a schedule stage: without a 2D branch no kp2d / con; stage 1 never con
+    (the branches train separately); stage 2 all of ``losses``."""
+    out = tuple(n for n in losses if stacks or n not in BRANCH_2D_LOSSES)
+    return tuple(n for n in out if n != "con") if stage == 1 else out
 PRESETS = {"paper": PAPER, "cpu": CPU}

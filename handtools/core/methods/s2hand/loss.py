@@ -199,6 +199,13 @@ class S2HandLoss:
     The batch holds ``image`` (B, 3, H, W), ``K`` (B, 3, 3), ``keypoints`` (B, 21, 2) pixels
     and ``conf`` (B, 21). :meth:`terms` evaluates the terms of given codes (no network),
     which is what the per-sample fit of ``bench/bench_s2hand.py`` optimises.
+
+    ``kp2d`` (E_2d, eq. 10) and ``con`` (E_con, eq. 11) need the 2D branch's output in
+    the codes: ``kp2d_stacks`` (B, S, 21, 2) and ``kp2d`` (B, 21, 2) pixels
+    (:class:`~handtools.core.methods.s2hand.model.S2HandNet` with ``stacks > 0``).
+    E_2d is the mean of eq. 10 over the S stacks (Newell et al.'s intermediate
+    supervision); E_con links the last stack's joints and the projected joints, with
+    gradients into both branches (the paper's mutual improvement).
     """
 
     def __init__(self, hand, renderer=None, weights: dict | None = None, enabled=None,
@@ -207,8 +214,6 @@ class S2HandLoss:
         unknown = set(enabled) - set(LOSS_NAMES)
         if unknown:
             raise ValueError(f"unknown losses {sorted(unknown)} (known: {', '.join(LOSS_NAMES)})")
-        if set(enabled) & set(BRANCH_2D_LOSSES):
-            raise ValueError("kp2d and con need the 2D branch (stacked hourglass), which is not built yet")
         if set(enabled) & {"pixel", "ssim"} and renderer is None:
             raise ValueError("the photometric terms need a renderer")
         unknown_w = set(weights or {}) - set(PAPER.weights)
@@ -256,17 +261,33 @@ class S2HandLoss:
             t["scale"] = scale_loss(hand["joints"])
         if "angle" in on:
             t["angle"] = self.angle.to(hand["pose"].device)(hand["pose"])
+        if on & set(BRANCH_2D_LOSSES):
+            if "kp2d" not in codes or "kp2d_stacks" not in codes:
+                raise ValueError("the kp2d and con losses need the 2D branch's joints (kp2d, kp2d_stacks): "
+                                 "build S2HandNet with stacks > 0, or switch them off")
+            st = codes["kp2d_stacks"]
+            _check(st, "kp2d_stacks", (uv.shape[0], None, 21, 2))
+            _check(codes["kp2d"], "kp2d", (uv.shape[0], 21, 2))
+            if "kp2d" in on:
+                t["kp2d"] = torch.stack([joint_location_loss(st[:, i] * px224, kp * px224, conf, self.loc_form)
+                                         for i in range(st.shape[1])]).mean()
+            if "con" in on:
+                t["con"] = consistency_loss(uv * px224, codes["kp2d"] * px224)
         return t, hand
 
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(self.w[k] * v for k, v in terms.items())
 
     def __call__(self, model, batch: dict):
-        codes = model(batch["image"], batch["K"])
+        codes = model(batch["image"], batch["K"], with_2d=bool(set(self.enabled) & set(BRANCH_2D_LOSSES)))
         terms, hand = self.terms(codes, batch)
         loss = self.total(terms)
         metrics = {f"loss_{k}": float(v.detach()) for k, v in terms.items()}
         with torch.no_grad():  # readable progress: confidence-weighted 2D error in crop pixels
+            csum = batch["conf"].sum().clamp_min(1e-8)
             e = (hand["uv"] - batch["keypoints"]).norm(dim=-1)
-            metrics["kp_err_px"] = float((e * batch["conf"]).sum() / batch["conf"].sum().clamp_min(1e-8))
+            metrics["kp_err_px"] = float((e * batch["conf"]).sum() / csum)
+            if "kp2d" in codes:  # the 2D branch's error against the detections
+                e2 = (codes["kp2d"] - batch["keypoints"]).norm(dim=-1)
+                metrics["kp2d_err_px"] = float((e2 * batch["conf"]).sum() / csum)
         return loss, metrics

@@ -33,6 +33,7 @@ from torch import nn
 from handtools.core.hand.model import HandModel
 from handtools.core.hand.joints import NUM_FACES, NUM_SHAPE, NUM_VERTICES
 from handtools.core.learning.nets.efficientnet import EFFICIENTNET_SPECS, EfficientNetEncoder
+from handtools.core.learning.nets.hourglass import StackedHourglass, integral_joints
 from handtools.core.learning.nets.resnet import RESNET_SPECS, ResNetEncoder
 from handtools.core.methods.s2hand.config import DEPTH_SPAN, INIT_ROT
 from handtools.core.render.lighting import DEFAULT_LIGHT, LIGHT_DIM
@@ -96,15 +97,21 @@ class S2HandNet(nn.Module):
         image_size: crop side (pixels), recorded in the config.
         pool: ``max`` or ``avg`` pooling of m_h.
         texture: ``vertex`` (778 x 3) or ``face`` (1538 x 3).
+        stacks: hourglasses of the optional 2D branch (§3.3 "Extra 2D Joint Estimation";
+            the paper: 2); 0 builds none.
+        hourglass_features: channels inside the hourglasses (Newell et al.: 256).
 
-    ``forward(images, K)``: images (B, 3, H, W) float in [0, 1], K (B, 3, 3) crop pixels.
-    Returns a dict: ``theta`` (B, 30), ``beta`` (B, 10), ``scale`` (B, 1), ``rot`` (B, 3)
-    radians, ``trans`` (B, 3) metres camera frame, ``texture`` (B, 778 or 1538, 3) in
-    (0, 1), ``light`` (B, 11).
+    ``forward(images, K, with_2d=True)``: images (B, 3, H, W) float in [0, 1], K (B, 3, 3)
+    crop pixels. Returns a dict: ``theta`` (B, 30), ``beta`` (B, 10), ``scale`` (B, 1),
+    ``rot`` (B, 3) radians, ``trans`` (B, 3) metres camera frame, ``texture`` (B, 778 or
+    1538, 3) in (0, 1), ``light`` (B, 11); with a 2D branch (and ``with_2d``) also
+    ``kp2d`` (B, 21, 2) crop pixels (last stack, integral regression) and ``kp2d_stacks``
+    (B, stacks, 21, 2), every stack's estimate (intermediate supervision). The 2D branch
+    has its own encoder (no shared weights) and is used only in training (§3.3).
     """
 
     def __init__(self, encoder: str = "efficientnet_b0", image_size: int = 224, pool: str = "max",
-                 texture: str = "vertex"):
+                 texture: str = "vertex", stacks: int = 0, hourglass_features: int = 256):
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r} (one of {', '.join(ENCODERS)})")
@@ -112,7 +119,12 @@ class S2HandNet(nn.Module):
             raise ValueError(f"pool must be max or avg, got {pool!r}")
         if texture not in ("vertex", "face"):
             raise ValueError(f"texture must be vertex or face, got {texture!r}")
+        if stacks < 0:
+            raise ValueError(f"stacks must be >= 0, got {stacks}")
         self.config = {"encoder": encoder, "image_size": int(image_size), "pool": pool, "texture": texture}
+        if stacks:  # recorded only with a 2D branch: checkpoints without one keep their old config
+            self.config.update(stacks=int(stacks), hourglass_features=int(hourglass_features))
+        self.branch2d = StackedHourglass(stacks, hourglass_features) if stacks else None
         self.encoder = EfficientNetEncoder(encoder) if encoder in EFFICIENTNET_SPECS else _ResNetLowHigh(encoder)
         c_h, c_l = self.encoder.out_channels, self.encoder.low_channels
         # Table 2: f_base and the five geometry heads
@@ -141,13 +153,14 @@ class S2HandNet(nn.Module):
         self.register_buffer("_light0", torch.tensor(DEFAULT_LIGHT), persistent=False)
         self.register_buffer("_rot0", torch.tensor(INIT_ROT), persistent=False)
 
-    def forward(self, images: torch.Tensor, K: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, K: torch.Tensor, with_2d: bool = True) -> dict[str, torch.Tensor]:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         B, _, H, W = images.shape
         if K.shape != (B, 3, 3):
             raise ValueError(f"K must be ({B}, 3, 3), got {tuple(K.shape)}")
-        low, high = self.encoder((images - self._mean) / self._std)
+        x_in = (images - self._mean) / self._std
+        low, high = self.encoder(x_in)
         v = high.amax(dim=(2, 3)) if self.config["pool"] == "max" else high.mean(dim=(2, 3))  # (B, C_h)
         x = self.f_base(v)  # (B, 512)
         t = self.f_trans(x)  # (B, 3): du, dv (crop widths), log depth
@@ -160,7 +173,7 @@ class S2HandNet(nn.Module):
             low = F.interpolate(low, size=(LOW_SIZE, LOW_SIZE), mode="bilinear", align_corners=False)
         y = self.f_conv(low).flatten(1)  # (B, 256)
         tex = torch.sigmoid(self.f_tex(y).view(B, -1, 3) + self._tex_logit)  # (B, 778|1538, 3)
-        return {
+        out = {
             "theta": self.f_pose(x),
             "beta": self.f_shape(x),
             "scale": (1.0 + self.f_scale(x)).abs(),
@@ -169,6 +182,11 @@ class S2HandNet(nn.Module):
             "texture": tex,
             "light": self._light0 + self.f_light(y),
         }
+        if self.branch2d is not None and with_2d:
+            stacks = [integral_joints(h, (H, W)) for h in self.branch2d(x_in)]
+            out["kp2d_stacks"] = torch.stack(stacks, dim=1)  # (B, S, 21, 2)
+            out["kp2d"] = stacks[-1]
+        return out
 
 
 def build_s2hand(config: dict) -> S2HandNet:

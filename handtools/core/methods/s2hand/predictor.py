@@ -58,7 +58,7 @@ class S2HandPredictor(Predictor):
             imgs.append(a)
             Km.append(k)
         K = torch.from_numpy(np.stack(Km)).to(self.device)
-        codes = self.net(self._images(np.stack(imgs)), K)
+        codes = self.net(self._images(np.stack(imgs)), K, with_2d=False)  # the 2D branch is for training only
         hand = decode(codes, self.hand)
         verts = unmirror_points(hand["verts"].cpu().numpy(), left)
         joints = unmirror_points(hand["joints"].cpu().numpy(), left)

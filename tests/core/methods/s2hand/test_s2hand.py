@@ -14,6 +14,7 @@ from handtools.core.hand.joints import BONES
 from handtools.core.learning.nets.efficientnet import EfficientNetEncoder, load_efficientnet_weights
 from handtools.core.methods.s2hand import PAPER, S2HandLoss, S2HandNet, decode, mano_hand, term_weights
 from handtools.core.methods.s2hand import loss as L
+from handtools.core.methods.s2hand.config import stage_losses
 from handtools.core.render import Renderer
 
 
@@ -178,7 +179,7 @@ def _scene(hand, size=48, dtype=torch.float32):
 @pytest.mark.parametrize("what", ["pose", "scale", "trans", "light"])
 def test_loss_is_lower_at_the_true_parameters(hand, what):
     codes, batch, r = _scene(hand)
-    crit = S2HandLoss(hand, r)
+    crit = S2HandLoss(hand, r, enabled=stage_losses(PAPER.losses, 0, 2))  # the 3D branch's terms
     with torch.no_grad():
         t0, _ = crit.terms(codes, batch)
         e0 = float(crit.total(t0))
@@ -231,3 +232,91 @@ def test_photometric_gradient_matches_finite_differences(hand):
     step = {k: v.detach().clone() for k, v in params.items()}
     step["trans"] -= 2e-3 * g / g.norm()
     assert float(energy(step)) < float(energy({k: v.detach() for k, v in params.items()}))
+
+
+# -- the 2D branch: stacked hourglass, integral regression, E_2d and E_con -----------------------
+def test_hourglass_shapes_and_network_2d_outputs():
+    from handtools.core.learning.nets.hourglass import StackedHourglass
+
+    hg = StackedHourglass(stacks=2, features=16, joints=21, depth=4)
+    out = hg(torch.rand(2, 3, 60, 52))
+    assert len(out) == 2 and all(h.shape == (2, 21, 15, 13) for h in out)  # ceil(H / 4), any size
+    net = S2HandNet("resnet18", 64, stacks=2, hourglass_features=16).eval()
+    K = torch.tensor([[[120.0, 0, 32], [0, 120, 32], [0, 0, 1]]]).repeat(2, 1, 1)
+    with torch.no_grad():
+        c = net(torch.rand(2, 3, 64, 64), K)
+        c3 = net(torch.rand(2, 3, 64, 64), K, with_2d=False)
+    assert c["kp2d"].shape == (2, 21, 2) and c["kp2d_stacks"].shape == (2, 2, 21, 2)
+    assert torch.equal(c["kp2d"], c["kp2d_stacks"][:, -1])
+    assert ((c["kp2d"] > 0) & (c["kp2d"] < 64)).all() and "kp2d" not in c3
+    assert net.config["stacks"] == 2 and "stacks" not in S2HandNet("resnet18", 64).config  # old configs unchanged
+    with pytest.raises(ValueError, match="stacks"):
+        S2HandNet("resnet18", 64, stacks=-1)
+
+
+def test_integral_regression_closed_form():
+    from handtools.core.learning.nets.hourglass import integral_joints
+
+    h = torch.full((1, 2, 4, 8), -1e4)
+    h[0, 0, 1, 5] = 0.0  # all mass in row 1, column 5 of a 4 x 8 map over a 32 x 64 image
+    h[0, 1] = 0.0  # uniform: the image centre
+    uv = integral_joints(h, (32, 64))
+    assert uv[0, 0].tolist() == pytest.approx([5.5 * 8, 1.5 * 8])
+    assert uv[0, 1].tolist() == pytest.approx([32.0, 16.0])
+    h = torch.zeros(1, 1, 2, 2)
+    h[0, 0, 0, 1] = math.log(3.0)  # mass 3/6 at (col 1, row 0), 1/6 elsewhere: u = (1*1 + 3*3 + 1 + 1)/6 ...
+    uv = integral_joints(h, (4, 4))
+    assert uv[0, 0].tolist() == pytest.approx([(1 + 3 * 3 + 1 + 3) / 6, (1 + 3 + 3 * 1 + 3) / 6])
+
+
+def test_consistency_and_2d_losses_closed_form(hand):
+    codes, batch, r = _scene(hand, size=48)
+    with torch.no_grad():
+        uv = (decode(codes, hand)["joints"] @ batch["K"][0].T)
+        uv = uv[..., :2] / uv[..., 2:]  # (1, 21, 2) projected joints = the detections here
+    k = 224 / 48  # keypoint losses in pixels of a 224-pixel crop
+    off = torch.zeros(1, 21, 2)
+    off[..., 0] = 3.0  # 3 crop px = 14 px224 in u: SmoothL1 = 14 - 0.5 per joint
+    off[0, :7, 1] = 0.1  # and 0.1 crop px in v on 7 joints: 0.5 (0.1 k)^2 each
+    stacks = torch.stack([uv + off, uv + 2 * off], dim=1)  # (1, 2, 21, 2)
+    c = dict(codes, kp2d=stacks[:, -1], kp2d_stacks=stacks)
+    crit = S2HandLoss(hand, None, enabled=("kp2d", "con"))
+    t, _ = crit.terms(c, batch)
+    e1 = (3 * k - 0.5) + 7 / 21 * 0.5 * (0.1 * k) ** 2
+    e2 = (6 * k - 0.5) + 7 / 21 * 0.5 * (0.2 * k) ** 2  # 0.2 k < 1: the quadratic part
+    assert float(t["con"]) == pytest.approx(e2, rel=1e-4)  # last stack vs the projection
+    assert float(t["kp2d"]) == pytest.approx((e1 + e2) / 2, rel=1e-4)  # mean over the stacks, conf 1
+    assert float(L.consistency_loss(uv, uv)) == 0.0
+    # E_con pulls both branches: gradients reach the 2D joints and the 3D codes
+    kp = (uv + off).clone().requires_grad_(True)
+    trans = codes["trans"].clone().requires_grad_(True)
+    t, _ = S2HandLoss(hand, None, enabled=("con",)).terms(dict(codes, trans=trans, kp2d=kp, kp2d_stacks=kp[:, None]), batch)
+    t["con"].backward()
+    assert kp.grad.abs().sum() > 0 and trans.grad.abs().sum() > 0
+
+
+def test_2d_losses_refuse_bad_input(hand):
+    codes, batch, r = _scene(hand, size=48)
+    crit = S2HandLoss(hand, None, enabled=("loc", "con"))
+    with pytest.raises(ValueError, match="2D branch") as e:
+        crit.terms(codes, batch)  # a network without the 2D branch
+    assert "\n" not in str(e.value)
+    bad = dict(codes, kp2d=torch.zeros(1, 20, 2), kp2d_stacks=torch.zeros(1, 2, 21, 2))
+    with pytest.raises(ValueError, match=r"kp2d must have shape"):
+        crit.terms(bad, batch)
+    bad = dict(codes, kp2d=torch.zeros(1, 21, 2), kp2d_stacks=torch.zeros(1, 21, 2))
+    with pytest.raises(ValueError, match=r"kp2d_stacks must have shape"):
+        crit.terms(bad, batch)
+    with pytest.raises(ValueError, match="pred2d must have shape"):
+        L.consistency_loss(torch.zeros(2, 21, 2), torch.zeros(1, 21, 2))
+    with pytest.raises(ValueError, match="unknown losses"):
+        S2HandLoss(hand, None, enabled=("con2d",))
+
+
+def test_stage_losses_follow_the_papers_schedule():
+    assert stage_losses(PAPER.losses, 2, 1) == ("loc", "ori", "pixel", "ssim", "shape", "texture", "scale", "angle", "kp2d")
+    assert stage_losses(PAPER.losses, 2, 2) == PAPER.losses
+    assert "kp2d" not in stage_losses(PAPER.losses, 0, 2) and "con" not in stage_losses(PAPER.losses, 0, 2)
+    assert PAPER.stacks == 2 and PAPER.epochs == 90 and PAPER.finetune_epochs == 60
+    assert PAPER.finetune_lr == 2.5e-4 and PAPER.finetune_milestones == (20, 40)
+    assert PAPER.finetune_gamma == pytest.approx(1 / 3)
