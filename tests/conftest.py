@@ -90,6 +90,16 @@ def cli():
     return invoke
 
 
+def run_cli(*args) -> list[str]:
+    """Invoke the CLI in-process (module-scoped fixtures can't use ``cli``); fail on a non-zero
+    exit; return stdout's words (the shard paths it printed)."""
+    from handtools.cli import app
+
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    assert res.exit_code == 0, res.stderr
+    return res.stdout.split()
+
+
 def run_shell(cmd: str, cwd=None, timeout=600, check=False) -> subprocess.CompletedProcess:
     """Run a real shell pipeline with this interpreter's handtools first on PATH."""
     env = dict(os.environ)

@@ -7,23 +7,14 @@ import json
 import pytest
 
 from handtools.core.learning.checkpoints import load_checkpoint
-from tests.conftest import handtools_cmd, run_shell
+from tests.conftest import handtools_cmd, run_cli, run_shell
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny prior and masked stereo crops (64 px)."""
-    from typer.testing import CliRunner
-
-    from handtools.cli import app
-
     root = tmp_path_factory.mktemp("ss")
-    r = CliRunner()
-
-    def run(*args):
-        res = r.invoke(app, [str(a) for a in args])
-        assert res.exit_code == 0, res.stderr
-        return res.stdout.split()
+    run = run_cli
 
     frames = run("synth", "-n", "12", "--image-size", "160x120", "--out", root / "fs", "--seed", "1")
     crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "cs", *frames)

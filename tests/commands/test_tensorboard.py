@@ -9,21 +9,14 @@ import pytest
 
 from handtools.core.learning.checkpoints import load_checkpoint
 
+from tests.conftest import run_cli
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Labelled 64 px crops (8) and masked stereo crops (4 pairs)."""
-    from typer.testing import CliRunner
-
-    from handtools.cli import app
-
     root = tmp_path_factory.mktemp("tb")
-    r = CliRunner()
-
-    def run(*args):
-        res = r.invoke(app, [str(a) for a in args])
-        assert res.exit_code == 0, res.stderr
-        return res.stdout.split()
+    run = run_cli
 
     frames = run("synth", "-n", "8", "--image-size", "160x120", "--out", root / "fs", "--seed", "1")
     crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "cs", *frames)

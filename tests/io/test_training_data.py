@@ -9,6 +9,7 @@ import torch
 
 from handtools.io.shards import ShardReader, ShardWriter, history_entry
 from handtools.io.training_data import StereoCropDataset, label_provenance, skin_masks
+from tests.conftest import run_cli
 
 GT_DATASETS = {"joints3d", "verts3d", "mano/pose", "mano/shape", "depth"}
 
@@ -46,21 +47,13 @@ def test_provenance_names_the_keypoints_the_masks_were_bounded_by():
     assert p.masks.endswith("skin colour alone") and not p.masks_gt
 
 
+
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     """Synthetic stereo crops (ground-truth keypoints), and the same crops as if ``detect`` had
     found those keypoints (history step added), with and without ``handtools mask``."""
-    from typer.testing import CliRunner
-
-    from handtools.cli import app
-
     root = tmp_path_factory.mktemp("td")
-    r = CliRunner()
-
-    def run(*args):
-        res = r.invoke(app, [str(a) for a in args])
-        assert res.exit_code == 0, res.stderr
-        return res.stdout.split()
+    run = run_cli
 
     frames = run("synth", "--views", "2", "--domain", "indoor", "-n", "3", "--image-size", "160x120",
                  "--out", root / "f", "--seed", "3")
