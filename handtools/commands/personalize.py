@@ -81,6 +81,10 @@ def personalize(
     depth_size: Annotated[Optional[int], typer.Option("--depth-size", min=8, help="Depth crop side, px.")] = None,
     l2: Annotated[Optional[float], typer.Option("--l2", min=0.0, help="Weight of the correctives' L2 "
                                                 "regulariser (supplementary §15) [default: preset's].")] = None,
+    l2_pose: Annotated[Optional[float], typer.Option("--l2-pose", min=0.0, help="Weight of the L2 regulariser "
+                                                     "on the pose corrective ΔM_θ alone [default: preset's].")] = None,
+    lambda_lap: Annotated[Optional[float], typer.Option("--lambda-lap", min=0.0, help="Weight of L_lap "
+                                                        "[default: preset's].")] = None,
     lap_target: Annotated[Optional[str], typer.Option("--lap-target", help="mesh (the posed mesh, paper) or "
                                                       "offsets (the identity corrective) [default: preset's].")] = None,
     use_depth: Annotated[bool, typer.Option("--depth/--no-depth", help="Use the L_depth term (needs depth).")] = True,
@@ -143,6 +147,8 @@ def personalize(
                   skin_corrective=skin and not baseline, **({"lr": lr} if lr is not None else {}),
                   **({"depth_size": depth_size} if depth_size is not None else {}),
                   **({"w_l2": l2} if l2 is not None else {}),
+                  **({"w_l2_pose": l2_pose} if l2_pose is not None else {}),
+                  **({"lambda_lap": lambda_lap} if lambda_lap is not None else {}),
                   **({"lap_target": lap_target} if lap_target is not None else {}))
     if baseline:
         cfg = replace(cfg, pose_corrective="linear")

@@ -29,8 +29,10 @@ class DeepHandMeshConfig:
     Losses (§6): spheres_per_bone K (10); lambda_nr λ_nr (5); lambda_lap λ_lap (5);
     w_pose, w_depth, w_penet (1); lap_target "mesh" (the posed mesh, paper) or "offsets"
     (the identity corrective ΔM_β); reductions see the module docstring. w_l2: weight of
-    the L2 regulariser on ΔS_β, ΔM_β, ΔM_θ (mm², supplementary §15: used for the paper's
-    792-vertex model, weight not given; 0 in the main paper).
+    the L2 regulariser on ΔS_β and ΔM_β (mm², supplementary §15: used for the paper's
+    792-vertex model, weight not given; 0 in the main paper); w_l2_pose: the same on ΔM_θ
+    (None: w_l2). close_wrist: L_depth renders the mesh with its wrist opening closed (as
+    ``synth`` draws depth; False: the open mesh).
     Losses are in millimetres.
 
     Optimisation (§7): lr 1e-4 (Adam), epochs 35, milestones (30, 32) x gamma 0.1,
@@ -61,6 +63,8 @@ class DeepHandMeshConfig:
     depth_reduction: str = "masked"
     lap_reduction: str = "mean"
     w_l2: float = 0.0
+    w_l2_pose: float | None = None
+    close_wrist: bool = True
 
     encoder: str = "resnet50"
     image_size: int = 256

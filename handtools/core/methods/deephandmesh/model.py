@@ -195,14 +195,21 @@ class PersonalHandModel(nn.Module):
             return torch.zeros_like(self.J_regressor[:, :3])
         return self.skeleton_dec(self.id_code).view(-1, 3) * MM
 
-    def corrective_l2(self, aa: Tensor, rot_mats: Tensor) -> Tensor:
+    def corrective_l2(self, aa: Tensor, rot_mats: Tensor) -> tuple[Tensor, Tensor]:
         """Supplementary §15's L2 regulariser of the correctives (used for the paper's 792-vertex,
-        MANO-like model): mean squared ΔS_β + ΔM_β + ΔM_θ (batch mean), mm²."""
-        terms = [(self.skeleton_offsets() / MM).pow(2).sum(-1).mean(),
-                 (self.learnt_pose_offsets(aa, rot_mats) / MM).pow(2).sum(-1).mean()]
+        MANO-like model), in two parts so they can be weighted apart: the identity's (mean
+        squared ΔS_β plus ΔM_β) and the pose corrective's (mean squared ΔM_θ, batch mean), mm².
+
+        Apart because few training poses under-determine ΔM_θ: a linear corrective in R - I
+        has 135 coefficients per vertex coordinate, and a set of poses whose R - I does not
+        average to zero lets it hold a constant offset, i.e. part of the identity, that does
+        not carry over to other poses.
+        """
+        identity = (self.skeleton_offsets() / MM).pow(2).sum(-1).mean()
         if self.identity_dec is not None:
-            terms.append((self.identity_dec(self.id_code).view(-1, 3)).pow(2).sum(-1).mean())
-        return sum(terms)
+            identity = identity + (self.identity_dec(self.id_code).view(-1, 3)).pow(2).sum(-1).mean()
+        pose = (self.learnt_pose_offsets(aa, rot_mats) / MM).pow(2).sum(-1).mean()
+        return identity, pose
 
     def _dof_of(self, aa: Tensor) -> Tensor:
         """(B, 48) -> (B, 25) the articulation DoF (least squares on the basis; exact for poses it spans)."""
