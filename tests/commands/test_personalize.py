@@ -157,3 +157,31 @@ def test_render_and_predict_take_the_personal_model(cli, personal, tmp_path):
     J_me = torch.as_tensor(load_mano(personal)["J_regressor"], dtype=torch.float32)
     np.testing.assert_allclose(j, regress_joints21(torch.as_tensor(v), J_me).numpy(), atol=1e-5)
     assert np.abs(j - preds["bundled"][1]).max() > 1e-5
+
+
+def test_encoder_mode_trains_and_resumes_exactly(cli, capture, tmp_path):
+    """--encoder (§4: ResNet -> pose, trained with the decoder): tiny settings; a run resumed from
+    its checkpoint ends where the uninterrupted run ends; a checkpoint of the other mode is refused."""
+    import torch
+
+    shard = capture / "cap" / "synth-00000.h5"
+    tiny = ["--encoder", "--preset", "paper", "--encoder-arch", "resnet18", "--image-size", "32", "--depth-size", "16"]
+    straight = tmp_path / "straight.npz"
+    res = cli("-q", "personalize", shard, "--out", straight, *tiny, "--steps", "4")
+    assert res.exit_code == 0, res.output
+    state = torch.load(straight.with_suffix(".pt"), weights_only=True)
+    assert state["mode"] == "encoder" and state["step"] == 4 and "encoder" in state
+    meta = json.loads(str(load_mano(straight)["handtools_personal"]))
+    assert meta["mode"] == "encoder" and meta["pose_corrective"] == "mlp"  # exported on the encoder's poses
+    # a run stopped after 2 steps (the paper preset's milestones are absolute: 30, 32), then resumed
+    mid = tmp_path / "mid.npz"
+    res = cli("-q", "personalize", shard, "--out", mid, *tiny, "--steps", "2")
+    assert res.exit_code == 0, res.output
+    assert torch.load(mid.with_suffix(".pt"), weights_only=True)["step"] == 2
+    res = cli("-q", "personalize", shard, "--out", mid, *tiny, "--steps", "4", "--resume", "--overwrite")
+    assert res.exit_code == 0, res.output
+    a, b = load_mano(straight), load_mano(mid)
+    np.testing.assert_allclose(a["v_template"], b["v_template"], atol=1e-7)
+    np.testing.assert_allclose(a["J_regressor"] @ a["v_template"], b["J_regressor"] @ b["v_template"], atol=1e-7)
+    _one_line_error(cli("personalize", shard, "--out", mid, "--steps", "5", "--resume", "--overwrite",
+                        "--depth-size", "16"), "was trained with --encoder")

@@ -57,3 +57,15 @@ def crop_depth_views(depth: np.ndarray, K: np.ndarray, T_view: np.ndarray, joint
             kk[0, 2] = (kk[0, 2] - x0) / s
             kk[1, 2] = (kk[1, 2] - y0) / s
     return out, k_out.astype(np.float32)
+
+
+def crop_image_views(images: np.ndarray, K: np.ndarray, T_view: np.ndarray, joints: np.ndarray, size: int,
+                     margin: float = 1.5) -> np.ndarray:
+    """The same windows as :func:`crop_depth_views` (``aligned``) cut from RGB images, nearest
+    resampling: the encoder's input (§4.2). images (F, C, H, W, 3) uint8 -> (F, C, size,
+    size, 3) uint8; a window pixel outside the image is black."""
+    if images.ndim != 5 or images.shape[-1] != 3:
+        raise ValueError(f"images must be (F, C, H, W, 3), got {images.shape}")
+    chans = [crop_depth_views(images[..., k].astype(np.float32), K, T_view, joints, size, margin)[0]
+             for k in range(3)]
+    return np.stack(chans, -1).round().clip(0, 255).astype(np.uint8)
