@@ -162,8 +162,8 @@ def personalize(
                   **({"lap_target": lap_target} if lap_target is not None else {}),
                   **({"encoder": encoder_arch} if encoder_arch is not None else {}),
                   **({"image_size": image_size} if image_size is not None else {}))
-    if baseline:
-        cfg = replace(cfg, pose_corrective="linear")
+    if baseline:  # only MANO's 10 shape coefficients change (the base model's pose correctives stay)
+        cfg = replace(cfg, pose_corrective="none")
     paths = read_input_paths(inputs)
     resolved = resolve_model_path(mano)
     base_path = resolved if resolved is not None else bundled_model_path()

@@ -14,8 +14,8 @@ buffers and learns, from a fixed identity code β ~ N(0, I_32):
 
 Then eq. 1 (LBS) with smplx's kinematics (``smplx.lbs.batch_rigid_transform``, the one
 :class:`handtools.core.hand.model.HandModel` runs), so an exported model reproduces it.
-The β-only baseline of the paper's Table 1 is the same class with every corrective off and
-``shape_space=True``: only MANO's 10 shape coefficients are learnt.
+The β-only baseline of the paper's Table 1 is the same class with every corrective off
+(``pose_corrective="none"``) and ``shape_space=True``: only MANO's 10 shape coefficients are learnt.
 
 Units: metres inside; the decoders output millimetres (scaled by 1e-3), so the paper's
 initialisation (σ = 0.01) and learning rate act on millimetre-sized numbers as in the paper.
@@ -118,7 +118,7 @@ class PersonalHandModel(nn.Module):
         if cfg.pose_corrective == "mlp":
             n_in = 25 if cfg.pose_dof == "paper28" else 45  # the articulation (global rotation is alignment)
             self.pose_dec = _mlp(n_in, cfg.hidden, nv * 3, cfg.init_std)
-        else:  # linear in R - I, millimetres per unit
+        elif cfg.pose_corrective == "linear":  # linear in R - I, millimetres per unit
             self.pose_linear = nn.Parameter(torch.zeros(9 * (nj - 1), nv * 3))
         self.skin_dec = _mlp(cfg.id_code_dim, cfg.hidden, nv * nj, cfg.init_std) if cfg.skin_corrective else None
         self.betas = nn.Parameter(torch.zeros(NUM_SHAPE)) if shape_space else None

@@ -256,3 +256,11 @@ def test_corrective_l2_parts_and_their_weights(base):
     total, terms = loss(model, out, {"joints": out["joints"].detach()}, use_penet=False)
     lap = cfg.lambda_lap * terms["lap"]
     assert total.item() == pytest.approx(lap + 0.5 * 3.0 + 2.0 * pose_l2.item(), rel=1e-5)
+
+
+def test_shape_only_baseline_learns_only_beta(base):
+    cfg = replace(CPU, skeleton_corrective=False, identity_corrective=False, pose_corrective="none")
+    model = PersonalHandModel(base, cfg, shape_space=True)
+    assert [n for n, _ in model.named_parameters()] == ["betas"]
+    arrays, report = export_mano(model, base, {})
+    np.testing.assert_allclose(arrays["posedirs"], np.asarray(base["posedirs"], np.float64), atol=1e-8)  # float32 buffer
