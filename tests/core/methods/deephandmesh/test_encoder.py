@@ -28,7 +28,7 @@ from handtools.core.render import Renderer
 
 S = 32  # image and depth side, px
 CFG = replace(CPU, encoder="resnet18", image_size=S, depth_size=S, batch_size=4, render_views=3, lr=1e-3,
-              milestones=(), w_penet=0.0)
+              milestones=(), w_penet=0.0, w_l2_pose=0.01)
 
 
 def _rig(views: int = 3):
@@ -112,7 +112,7 @@ def test_encoder_and_decoder_train_jointly_on_a_tiny_subject(tiny):
     assert last < 0.9 * first, (first, last)  # the loss falls (by 18 % when written)
     assert np.mean(pose_terms[-4:]) < np.mean(pose_terms[:4])
     poses = encoder_poses(encoder, tiny.images.flatten(0, 1))
-    assert poses.shape == (12, model.pose_dim) and poses.abs().max() < math.pi
+    assert poses.shape == (12, model.pose_dim) and poses.abs().max() <= math.pi + 1e-6  # tanh may round to 1 in float32
 
 
 def test_resumed_training_equals_the_uninterrupted_run(tiny):
