@@ -64,8 +64,8 @@ _handtools_spec() {
         ;;
     "personalize")
         _ht_cmds=""
-        _ht_opts="--depth --depth-size --device --encoder --fit-poses --help --joints --l2 --lap-target --lr --mano --max-frames --no-depth --no-overwrite --no-penet --no-skeleton --no-skin --out --overwrite --penet --preset --resume --seed --shape-only --skeleton --skin --steps --tensorboard -h -o"
-        _ht_vopts="--depth-size --device --joints --l2 --lap-target --lr --mano --max-frames --out --preset --seed --steps --tensorboard -o"
+        _ht_opts="--checkpoint-every --depth --depth-size --device --encoder --encoder-arch --fit-poses --help --image-size --joints --l2 --l2-pose --lambda-lap --lap-target --lr --mano --max-frames --no-depth --no-overwrite --no-penet --no-skeleton --no-skin --out --overwrite --penet --preset --resume --seed --shape-only --skeleton --skin --steps --tensorboard -h -o"
+        _ht_vopts="--checkpoint-every --depth-size --device --encoder-arch --image-size --joints --l2 --l2-pose --lambda-lap --lap-target --lr --mano --max-frames --out --preset --seed --steps --tensorboard -o"
         _ht_args="file"
         ;;
     "predict")

@@ -289,13 +289,18 @@ _handtools_personalize() {
         '(-o --out)-o[Personal hand model to write (.npz, MANO format); the checkpoint goes next to it (.pt).]:out:_files' \
         '(-o --out)--out=[Personal hand model to write (.npz, MANO format); the checkpoint goes next to it (.pt).]:out:_files' \
         '*:inputs:_files' \
-        '(--fit-poses --encoder)--fit-poses[Per-frame pose variables (CPU, minutes) or the paper'\''s image encoder (not in this version).]' \
-        '(--fit-poses --encoder)--encoder[Per-frame pose variables (CPU, minutes) or the paper'\''s image encoder (not in this version).]' \
+        '(--fit-poses --encoder)--fit-poses[Per-frame pose variables (CPU, minutes) or the paper'\''s image encoder trained with the decoder (§4; GPU-scale).]' \
+        '(--fit-poses --encoder)--encoder[Per-frame pose variables (CPU, minutes) or the paper'\''s image encoder trained with the decoder (§4; GPU-scale).]' \
+        '(--encoder-arch)--encoder-arch=[--encoder'\''s ResNet\: resnet50 (paper), resnet18/34/101/152 \[default\: preset'\''s\].]:encoder_arch: ' \
+        '(--image-size)--image-size=[--encoder'\''s input crop side, px (paper 256) \[default\: preset'\''s\].]:image_size: ' \
+        '(--checkpoint-every)--checkpoint-every=[--encoder\: also write the .pt every N steps (0\: at the end only).]:checkpoint_every: ' \
         '(--preset)--preset=[cpu (default for --fit-poses), paper or code (the official code'\''s choices); see docs/personalize.md.]:preset: ' \
         '(--steps)--steps=[Optimiser steps \[default\: preset'\''s\].]:steps: ' \
         '(--lr)--lr=[Adam learning rate of the model \[default\: preset'\''s\].]:lr: ' \
         '(--depth-size)--depth-size=[Depth crop side, px.]:depth_size: ' \
         '(--l2)--l2=[Weight of the correctives'\'' L2 regulariser (supplementary §15) \[default\: preset'\''s\].]:l2: ' \
+        '(--l2-pose)--l2-pose=[Weight of the L2 regulariser on the pose corrective ΔM_θ alone \[default\: preset'\''s\].]:l2_pose: ' \
+        '(--lambda-lap)--lambda-lap=[Weight of L_lap \[default\: preset'\''s\].]:lambda_lap: ' \
         '(--lap-target)--lap-target=[mesh (the posed mesh, paper) or offsets (the identity corrective) \[default\: preset'\''s\].]:lap_target: ' \
         '(--depth --no-depth)--depth[Use the L_depth term (needs depth).]' \
         '(--depth --no-depth)--no-depth[Use the L_depth term (needs depth).]' \

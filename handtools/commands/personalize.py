@@ -19,17 +19,18 @@ from handtools.io.pipes import emit_path, read_input_paths
 from handtools.options import Device, Inputs, Mano, Overwrite, resolve_device
 
 
-def _read_capture(paths, use_depth: bool, joints_from: str, max_frames: Optional[int]):
-    """Frames of all shards: joints (F, 21, 3), valid (F, 21), depth (F, C, H, W) or None, K, T_view."""
+def _read_capture(paths, use_depth: bool, joints_from: str, max_frames: Optional[int], use_images: bool = False):
+    """Frames of all shards: joints (F, 21, 3), valid (F, 21), depth (F, C, H, W) or None, K, T_view,
+    and with ``use_images`` the images (F, C, H, W, 3) as a sixth item."""
     import torch
 
     from handtools.core.geometry.triangulation import triangulate_dlt
     from handtools.io.shards import ShardReader
 
-    joints, valid, depth, ks, ts = [], [], [], [], []
+    joints, valid, depth, ks, ts, images = [], [], [], [], [], []
     views = None
     for p in paths:
-        need = ["K", "T_view"] + (["depth"] if use_depth else [])
+        need = ["K", "T_view"] + (["depth"] if use_depth else []) + (["images"] if use_images else [])
         with ShardReader(p, require=need) as r:
             if r.num_views < 2:
                 raise InputError(f"{p}: {r.num_views} view(s); personalize needs multi-view shards (N >= 2 views "
@@ -61,11 +62,14 @@ def _read_capture(paths, use_depth: bool, joints_from: str, max_frames: Optional
                     raise InputError(f"{p}: {n_missing} view(s) hold no depth (all zero); give depth for every "
                                      "view or use --no-depth")
                 depth.append(d)
+            if use_images:
+                images.append(r.read("images"))
     cat = lambda xs: np.concatenate(xs)[:max_frames]  # noqa: E731
     joints_all, valid_all = cat(joints), cat(valid)
     if (valid_all.sum(1) < 5).any():
         raise InputError("some frames have fewer than 5 known joints (triangulation needs >= 2 confident views)")
-    return joints_all, valid_all, (cat(depth) if use_depth else None), cat(ks), cat(ts)
+    got = joints_all, valid_all, (cat(depth) if use_depth else None), cat(ks), cat(ts)
+    return (*got, cat(images)) if use_images else got
 
 
 def personalize(
@@ -74,7 +78,14 @@ def personalize(
     inputs: Inputs = None,
     fit_poses: Annotated[bool, typer.Option(
         "--fit-poses/--encoder",
-        help="Per-frame pose variables (CPU, minutes) or the paper's image encoder (not in this version).")] = True,
+        help="Per-frame pose variables (CPU, minutes) or the paper's image encoder trained with the decoder "
+             "(§4; GPU-scale).")] = True,
+    encoder_arch: Annotated[Optional[str], typer.Option("--encoder-arch", help="--encoder's ResNet: resnet50 "
+                                                        "(paper), resnet18/34/101/152 [default: preset's].")] = None,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", min=16, help="--encoder's input crop side, "
+                                                      "px (paper 256) [default: preset's].")] = None,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="--encoder: also write the "
+                                                  ".pt every N steps (0: at the end only).")] = 0,
     preset: Annotated[str, typer.Option("--preset", help="cpu (default for --fit-poses), paper or code "
                                         "(the official code's choices); see docs/personalize.md.")] = "cpu",
     steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Optimiser steps [default: preset's].")] = None,
@@ -82,6 +93,10 @@ def personalize(
     depth_size: Annotated[Optional[int], typer.Option("--depth-size", min=8, help="Depth crop side, px.")] = None,
     l2: Annotated[Optional[float], typer.Option("--l2", min=0.0, help="Weight of the correctives' L2 "
                                                 "regulariser (supplementary §15) [default: preset's].")] = None,
+    l2_pose: Annotated[Optional[float], typer.Option("--l2-pose", min=0.0, help="Weight of the L2 regulariser "
+                                                     "on the pose corrective ΔM_θ alone [default: preset's].")] = None,
+    lambda_lap: Annotated[Optional[float], typer.Option("--lambda-lap", min=0.0, help="Weight of L_lap "
+                                                        "[default: preset's].")] = None,
     lap_target: Annotated[Optional[str], typer.Option("--lap-target", help="mesh (the posed mesh, paper) or "
                                                       "offsets (the identity corrective) [default: preset's].")] = None,
     use_depth: Annotated[bool, typer.Option("--depth/--no-depth", help="Use the L_depth term (needs depth).")] = True,
@@ -119,16 +134,15 @@ def personalize(
     from handtools.core.hand.mano_io import load_mano, model_identity, resolve_model_path
     from handtools.core.hand.open_hand import bundled_model_path
     from handtools.core.methods.deephandmesh.config import PRESETS
+    from handtools.core.methods.deephandmesh.encoder import ImageFrames, PoseEncoder, encoder_poses, fit_encoder
     from handtools.core.methods.deephandmesh.export import export_mano
     from handtools.core.methods.deephandmesh.fit import FrameData, FramePoses, fit, palm_vertices
     from handtools.core.methods.deephandmesh.loss import DeepHandMeshLoss
     from handtools.core.methods.deephandmesh.model import PersonalHandModel
-    from handtools.core.methods.deephandmesh.views import crop_depth_views
+    from handtools.core.methods.deephandmesh.views import crop_depth_views, crop_image_views
     from handtools import runconfig
     from handtools.core.render import Renderer
 
-    if not fit_poses:
-        raise InputError("the image-encoder mode (--encoder) is not in this version; use --fit-poses")
     if preset not in PRESETS:
         raise typer.BadParameter(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}", param_hint="--preset")
     if joints_from not in ("auto", "joints3d", "triangulate"):
@@ -148,10 +162,13 @@ def personalize(
                   skin_corrective=skin and not baseline, **({"lr": lr} if lr is not None else {}),
                   **({"depth_size": depth_size} if depth_size is not None else {}),
                   **({"w_l2": l2} if l2 is not None else {}),
-                  **({"lap_target": lap_target} if lap_target is not None else {}))
-    if baseline:
-        cfg = replace(cfg, pose_corrective="linear")
-    n_steps = steps or cfg.steps or 1000
+                  **({"w_l2_pose": l2_pose} if l2_pose is not None else {}),
+                  **({"lambda_lap": lambda_lap} if lambda_lap is not None else {}),
+                  **({"lap_target": lap_target} if lap_target is not None else {}),
+                  **({"encoder": encoder_arch} if encoder_arch is not None else {}),
+                  **({"image_size": image_size} if image_size is not None else {}))
+    if baseline:  # only MANO's 10 shape coefficients change (the base model's pose correctives stay)
+        cfg = replace(cfg, pose_corrective="none")
     paths = read_input_paths(inputs)
     resolved = resolve_model_path(mano)
     base_path = resolved if resolved is not None else bundled_model_path()
@@ -163,30 +180,59 @@ def personalize(
     dev = resolve_device(device)
     torch.manual_seed(seed)
 
-    joints, valid, depth, K, T = _read_capture(paths, use_depth, joints_from, max_frames)
+    capture = _read_capture(paths, use_depth, joints_from, max_frames, use_images=not fit_poses)
+    joints, valid, depth, K, T = capture[:5]
+    images = None
+    if not fit_poses:
+        images = torch.as_tensor(crop_image_views(capture[5], K, T, joints, cfg.image_size), device=dev)
     if depth is not None:
         depth, K = crop_depth_views(depth, K, T, joints, cfg.depth_size)
     f32 = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32, device=dev)  # noqa: E731
     data = FrameData(f32(np.nan_to_num(joints)), torch.as_tensor(valid, device=dev),
                      None if depth is None else f32(depth), f32(K), f32(T))
+    if steps or cfg.steps:
+        n_steps = steps or cfg.steps
+    elif fit_poses:
+        n_steps = 1000
+    else:  # the paper's epochs over every (frame, view) image
+        n_steps = cfg.epochs * -(-len(data) * data.K.shape[1] // cfg.batch_size)
     model = PersonalHandModel(base, cfg, shape_space=baseline, seed=seed).to(dev)
     renderer = Renderer("auto", device=dev) if depth is not None else None
     loss = DeepHandMeshLoss(cfg, model.faces, palm_vertices(model.weights), renderer)
+    mode = "fit-poses" if fit_poses else "encoder"
+    encoder = PoseEncoder(model.pose_dim, cfg.encoder).to(dev) if not fit_poses else None
     poses, opt_state, start = None, None, 0
     if resume:
         state = torch.load(ckpt, map_location=dev, weights_only=True)
+        if state.get("mode", "fit-poses") != mode:
+            raise InputError(f"--resume: {ckpt} was trained with --{state.get('mode', 'fit-poses')}, not --{mode}")
         model.load_state_dict(state["model"])
-        poses = FramePoses(model, data.joints)
-        poses.load_state_dict(state["poses"])
+        if encoder is not None:
+            encoder.load_state_dict(state["encoder"])
+        else:
+            poses = FramePoses(model, data.joints)
+            poses.load_state_dict(state["poses"])
         opt_state, start = state["optimizer"], int(state["step"])
     log.info(f"personalize: {len(data)} frames x {data.K.shape[1]} views from {len(paths)} shard(s), "
-             f"{'shape-only baseline' if baseline else 'DeepHandMesh'} ({preset} preset), {n_steps} steps on {dev}")
+             f"{'shape-only baseline' if baseline else 'DeepHandMesh'} ({preset} preset, {mode}"
+             f"{f', {cfg.encoder} on {cfg.image_size}² crops' if encoder is not None else ''}), "
+             f"{n_steps} steps from {start} on {dev}")
+
+    def save_checkpoint(step: int, opt, trained) -> None:
+        """The state after ``step`` steps; ``trained``: the pose variables or the encoder."""
+        ckbuf = io.BytesIO()
+        torch.save({"kind": "deephandmesh", "mode": mode, "config": json.dumps(asdict(cfg)),
+                    "model": model.state_dict(), ("poses" if encoder is None else "encoder"): trained.state_dict(),
+                    "optimizer": opt.state_dict(), "step": step, "shape_only": baseline, "hand_model": identity,
+                    "run_config": runconfig.current(inputs=paths),  # handtools info --config
+                    **({"encoder_config": json.dumps(encoder.config)} if encoder is not None else {})}, ckbuf)
+        write_atomic(ckpt, ckbuf.getvalue())
 
     board = _board(tensorboard, start, overwrite)
     marks = sorted(int(m * n_steps) if m < 1 else int(m) for m in cfg.milestones)  # as fit() decays lr
     clock = [time.perf_counter()]
 
-    def on_step(step: int, terms: dict) -> None:
+    def on_step(step: int, terms: dict, opt=None) -> None:
         if step % 100 == 0 or step == n_steps - 1:
             log.info("step %d: %s", step, " ".join(f"{k} {v:.3f}" for k, v in terms.items()))
         if board is not None:
@@ -196,26 +242,29 @@ def personalize(
             values["lr"] = cfg.lr * cfg.gamma ** sum(step >= m for m in marks)
             values["throughput/frames_per_s"] = min(cfg.batch_size, len(data)) / max(seconds, 1e-9)
             board.scalars(step + 1, values)
+        if opt is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < n_steps:
+            save_checkpoint(step + 1, opt, encoder)
 
     try:
-        poses, opt = fit(model, data, cfg, loss, n_steps, poses=poses, seed=seed, use_penet=penet, on_step=on_step,
-                         optimizer_state=opt_state, start_step=start)
+        if encoder is None:
+            poses, opt = fit(model, data, cfg, loss, n_steps, poses=poses, seed=seed, use_penet=penet,
+                             on_step=on_step, optimizer_state=opt_state, start_step=start)
+            export_poses = poses.pose.detach().cpu()
+        else:
+            opt = fit_encoder(model, encoder, ImageFrames(data, images), cfg, loss, n_steps, seed=seed,
+                              use_penet=penet, on_step=on_step, optimizer_state=opt_state, start_step=start)
+            export_poses = encoder_poses(encoder, images.flatten(0, 1)).cpu()  # every (frame, view) image
     finally:
         if board is not None:
             board.close()
     record = {"command": "handtools personalize", "inputs": [str(p) for p in paths], "base_model": identity,
-              "preset": preset, "steps": n_steps, "frames": len(data), "shape_only": baseline,
+              "preset": preset, "mode": mode, "steps": n_steps, "frames": len(data), "shape_only": baseline,
               "use_depth": use_depth, "penet": penet}
-    arrays, report = export_mano(model.cpu(), base, record, fit_poses=poses.pose.detach().cpu())
+    save_checkpoint(n_steps, opt, poses if encoder is None else encoder)
+    arrays, report = export_mano(model.cpu(), base, record, fit_poses=export_poses)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     write_atomic(out, buf.getvalue())
-    ckbuf = io.BytesIO()
-    torch.save({"kind": "deephandmesh", "config": json.dumps(asdict(cfg)), "model": model.state_dict(),
-                "poses": poses.state_dict(), "optimizer": opt.state_dict(), "step": n_steps,
-                "shape_only": baseline, "hand_model": identity,
-                "run_config": runconfig.current(inputs=paths)}, ckbuf)  # handtools info --config
-    write_atomic(ckpt, ckbuf.getvalue())
     log.info(f"personalize: wrote {out} and {ckpt} (regressor residual {report['regressor_residual_m']:.1e} m, "
              f"pose-corrective export residual {report['posedirs_residual_m']:.1e} m)")
     emit_path(out)

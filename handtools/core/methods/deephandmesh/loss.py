@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from handtools.core.data.synth import boundary_loop
 from handtools.core.geometry.checks import check_tensor
 from handtools.core.hand.joints import PARENTS
 from handtools.core.losses.mesh import laplacian_loss, mesh_topology
@@ -84,6 +85,22 @@ def render_depth(renderer, verts: Tensor, faces: Tensor, K: Tensor, T_view: Tens
     vc = torch.einsum("bcij,bvj->bcvi", R, verts) + t[:, :, None]  # (B, C, V, 3)
     out = renderer.render(vc.reshape(b * c, -1, 3), faces, K.reshape(b * c, 3, 3), (size, size))
     return out.depth.view(b, c, size, size)
+
+
+def closed_faces(faces: Tensor) -> Tensor:
+    """The hand mesh made watertight: its wrist opening closed by a fan over the opening's
+    own vertices (no new vertex), wound to face out; ``synth`` draws its depth maps this way.
+
+    faces (F, 3) int -> (F + L - 2, 3) for an opening of L vertices (unchanged when closed).
+    Rendered open, a ray through the opening sees the inside of the palm's far side (tens
+    of mm deeper than the measured cap): on 128² synth captures 4-5 % of the compared
+    pixels, which dominated the mean depth residual of the true mesh at its true pose.
+    """
+    loop = torch.as_tensor(boundary_loop(faces.cpu().numpy()), dtype=faces.dtype, device=faces.device)
+    if len(loop) < 3:
+        return faces
+    cap = torch.stack([loop[:1].expand(len(loop) - 2), loop[2:], loop[1:-1]], 1)
+    return torch.cat([faces, cap])
 
 
 class SphereProxies:
@@ -180,6 +197,7 @@ class DeepHandMeshLoss(nn.Module):
         super().__init__()
         self.cfg, self.renderer = cfg, renderer
         self.faces = faces
+        self.render_faces = closed_faces(faces) if cfg.close_wrist else faces  # what L_depth renders
         self.topology = mesh_topology(faces, int(palm.shape[0]), faces.device)
         self.palm = palm
         self.tip_bones = TIP_BONES if cfg.penet_thumb else TIP_BONES[1:]
@@ -199,7 +217,7 @@ class DeepHandMeshLoss(nn.Module):
             if self.renderer is None:
                 raise ValueError("depth targets need a renderer")
             size = targets["depth"].shape[-1]
-            rendered = render_depth(self.renderer, out["verts"], self.faces, targets["K"], targets["T_view"], size)
+            rendered = render_depth(self.renderer, out["verts"], self.render_faces, targets["K"], targets["T_view"], size)
             terms["depth"] = depth_loss(rendered, targets["depth"], cfg.depth_reduction)
         if use_penet and cfg.w_penet > 0:
             with torch.no_grad():
@@ -217,13 +235,14 @@ class DeepHandMeshLoss(nn.Module):
         if cfg.lap_reduction == "sum":
             lap = lap * lap_src.shape[1]
         terms["lap"] = lap
-        if cfg.w_l2 > 0:
-            terms["l2"] = model.corrective_l2(out["aa"], out["rot"])
+        w_l2_pose = cfg.w_l2 if cfg.w_l2_pose is None else cfg.w_l2_pose
+        if cfg.w_l2 > 0 or w_l2_pose > 0:
+            terms["l2"], terms["l2_pose"] = model.corrective_l2(out["aa"], out["rot"])
         total = cfg.w_pose * terms["pose"] + cfg.lambda_lap * terms["lap"]
         if "depth" in terms:
             total = total + cfg.w_depth * terms["depth"]
         if "l2" in terms:
-            total = total + cfg.w_l2 * terms["l2"]
+            total = total + cfg.w_l2 * terms["l2"] + w_l2_pose * terms["l2_pose"]
         if "penet_r" in terms:
             total = total + cfg.w_penet * (terms["penet_r"] + cfg.lambda_nr * terms["penet_nr"])
         return total, {k: float(v.detach()) for k, v in terms.items()}

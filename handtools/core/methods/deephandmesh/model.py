@@ -14,8 +14,8 @@ buffers and learns, from a fixed identity code β ~ N(0, I_32):
 
 Then eq. 1 (LBS) with smplx's kinematics (``smplx.lbs.batch_rigid_transform``, the one
 :class:`handtools.core.hand.model.HandModel` runs), so an exported model reproduces it.
-The β-only baseline of the paper's Table 1 is the same class with every corrective off and
-``shape_space=True``: only MANO's 10 shape coefficients are learnt.
+The β-only baseline of the paper's Table 1 is the same class with every corrective off
+(``pose_corrective="none"``) and ``shape_space=True``: only MANO's 10 shape coefficients are learnt.
 
 Units: metres inside; the decoders output millimetres (scaled by 1e-3), so the paper's
 initialisation (σ = 0.01) and learning rate act on millimetre-sized numbers as in the paper.
@@ -118,7 +118,7 @@ class PersonalHandModel(nn.Module):
         if cfg.pose_corrective == "mlp":
             n_in = 25 if cfg.pose_dof == "paper28" else 45  # the articulation (global rotation is alignment)
             self.pose_dec = _mlp(n_in, cfg.hidden, nv * 3, cfg.init_std)
-        else:  # linear in R - I, millimetres per unit
+        elif cfg.pose_corrective == "linear":  # linear in R - I, millimetres per unit
             self.pose_linear = nn.Parameter(torch.zeros(9 * (nj - 1), nv * 3))
         self.skin_dec = _mlp(cfg.id_code_dim, cfg.hidden, nv * nj, cfg.init_std) if cfg.skin_corrective else None
         self.betas = nn.Parameter(torch.zeros(NUM_SHAPE)) if shape_space else None
@@ -195,14 +195,21 @@ class PersonalHandModel(nn.Module):
             return torch.zeros_like(self.J_regressor[:, :3])
         return self.skeleton_dec(self.id_code).view(-1, 3) * MM
 
-    def corrective_l2(self, aa: Tensor, rot_mats: Tensor) -> Tensor:
+    def corrective_l2(self, aa: Tensor, rot_mats: Tensor) -> tuple[Tensor, Tensor]:
         """Supplementary §15's L2 regulariser of the correctives (used for the paper's 792-vertex,
-        MANO-like model): mean squared ΔS_β + ΔM_β + ΔM_θ (batch mean), mm²."""
-        terms = [(self.skeleton_offsets() / MM).pow(2).sum(-1).mean(),
-                 (self.learnt_pose_offsets(aa, rot_mats) / MM).pow(2).sum(-1).mean()]
+        MANO-like model), in two parts so they can be weighted apart: the identity's (mean
+        squared ΔS_β plus ΔM_β) and the pose corrective's (mean squared ΔM_θ, batch mean), mm².
+
+        Apart because few training poses under-determine ΔM_θ: a linear corrective in R - I
+        has 135 coefficients per vertex coordinate, and a set of poses whose R - I does not
+        average to zero lets it hold a constant offset, i.e. part of the identity, that does
+        not carry over to other poses.
+        """
+        identity = (self.skeleton_offsets() / MM).pow(2).sum(-1).mean()
         if self.identity_dec is not None:
-            terms.append((self.identity_dec(self.id_code).view(-1, 3)).pow(2).sum(-1).mean())
-        return sum(terms)
+            identity = identity + (self.identity_dec(self.id_code).view(-1, 3)).pow(2).sum(-1).mean()
+        pose = (self.learnt_pose_offsets(aa, rot_mats) / MM).pow(2).sum(-1).mean()
+        return identity, pose
 
     def _dof_of(self, aa: Tensor) -> Tensor:
         """(B, 48) -> (B, 25) the articulation DoF (least squares on the basis; exact for poses it spans)."""

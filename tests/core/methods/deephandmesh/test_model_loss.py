@@ -204,9 +204,63 @@ def test_depth_crops_match_rendering_with_the_crop_intrinsics(base):
     T = torch.eye(4)[None, None]
     r = Renderer("torch")
     full = render_depth(r, out["verts"], model.faces, K, T, 128)  # (1, 1, 128, 128)
-    crop, Kc = crop_depth_views(full.numpy(), K.numpy(), T.numpy(), out["joints"].numpy(), 32, margin=1.5)
-    direct = render_depth(r, out["verts"], model.faces, torch.as_tensor(Kc), T, 32)[0, 0].numpy()
-    both = (crop[0, 0] > 0) & (direct > 0)
-    agree = ((crop[0, 0] > 0) == (direct > 0)).mean()
-    assert both.sum() > 50 and agree > 0.9
-    assert np.median(np.abs(crop[0, 0][both] - direct[both])) < 0.002
+    errors = {}
+    for aligned in (True, False):
+        crop, Kc = crop_depth_views(full.numpy(), K.numpy(), T.numpy(), out["joints"].numpy(), 32, margin=1.5,
+                                    aligned=aligned)
+        direct = render_depth(r, out["verts"], model.faces, torch.as_tensor(Kc), T, 32)[0, 0].numpy()
+        both = (crop[0, 0] > 0) & (direct > 0)
+        assert both.sum() > 50 and ((crop[0, 0] > 0) == (direct > 0)).mean() > 0.9
+        assert np.median(np.abs(crop[0, 0][both] - direct[both])) < 0.002
+        errors[aligned] = np.abs(crop[0, 0] - direct).max()
+    # aligned: each window pixel is the measured depth of the very ray rendered through it
+    assert errors[True] < 1e-5 and errors[False] > 1e-3
+
+
+def test_closed_faces_make_the_hand_watertight_and_outward(base):
+    from handtools.core.methods.deephandmesh.loss import closed_faces
+
+    faces = torch.as_tensor(np.asarray(base["f"], np.int64))
+    closed = closed_faces(faces)
+    edges = torch.cat([closed[:, [0, 1]], closed[:, [1, 2]], closed[:, [2, 0]]])
+    directed = {tuple(e) for e in edges.tolist()}
+    assert len(directed) == len(edges)  # consistent winding: no directed edge twice
+    assert all((b, a) in directed for a, b in directed)  # every edge has its twin: watertight
+    assert len(closed) - len(faces) == len(set(closed[len(faces):].flatten().tolist())) - 2  # a fan on the loop
+    v = torch.as_tensor(np.asarray(base["v_template"]))
+    tri = v[closed]
+    volume = (tri[:, 0] * torch.cross(tri[:, 1], tri[:, 2], dim=1)).sum() / 6
+    assert volume > 0  # faces point out of the hand
+    assert torch.equal(closed_faces(closed), closed)  # already closed: unchanged
+
+
+def test_corrective_l2_parts_and_their_weights(base):
+    from handtools.core.methods.deephandmesh.fit import palm_vertices
+    from handtools.core.methods.deephandmesh.loss import DeepHandMeshLoss
+
+    cfg = replace(CPU, init_std=0.0, w_penet=0.0, w_l2=0.5, w_l2_pose=2.0)
+    model = PersonalHandModel(base, cfg)
+    with torch.no_grad():
+        model.identity_dec[2].bias.fill_(1.0)  # ΔM_β = (1, 1, 1) mm everywhere: 3 mm²
+        model.pose_linear.fill_(0.0)
+        model.pose_linear[0, 0] = 2.0  # one vertex coordinate, 2 mm per unit of (R - I)[0, 0]
+    pose = torch.zeros(1, 48)
+    pose[0, 3] = 0.5  # joint 1 about x: (R - I)[0, 0] = 0
+    pose[0, 4] = 0.7  # and about y: (R - I)[0, 0] != 0
+    out = model(pose)
+    ident, pose_l2 = model.corrective_l2(out["aa"], out["rot"])
+    rot = out["rot"][0, 1]
+    assert ident.item() == pytest.approx(3.0, rel=1e-5)
+    assert pose_l2.item() == pytest.approx((2.0 * (rot[0, 0] - 1)).item() ** 2 / model.num_verts, rel=1e-4)
+    loss = DeepHandMeshLoss(cfg, model.faces, palm_vertices(model.weights))
+    total, terms = loss(model, out, {"joints": out["joints"].detach()}, use_penet=False)
+    lap = cfg.lambda_lap * terms["lap"]
+    assert total.item() == pytest.approx(lap + 0.5 * 3.0 + 2.0 * pose_l2.item(), rel=1e-5)
+
+
+def test_shape_only_baseline_learns_only_beta(base):
+    cfg = replace(CPU, skeleton_corrective=False, identity_corrective=False, pose_corrective="none")
+    model = PersonalHandModel(base, cfg, shape_space=True)
+    assert [n for n, _ in model.named_parameters()] == ["betas"]
+    arrays, report = export_mano(model, base, {})
+    np.testing.assert_allclose(arrays["posedirs"], np.asarray(base["posedirs"], np.float64), atol=1e-8)  # float32 buffer
