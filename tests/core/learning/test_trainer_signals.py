@@ -38,6 +38,8 @@ def loss(model, batch):
     if slow == "step":
         (marks / f"step{int(len(list(marks.glob('step*'))))}").touch()
         time.sleep(1.5)
+    elif slow == "save":
+        time.sleep(0.5)  # steps long enough that the first SIGTERM lands before the run ends
     return ((model(batch["x"]) - batch["y"]) ** 2).mean(), {}
 
 class SlowSave(Trainer):
