@@ -46,20 +46,20 @@ _handtools_spec() {
         ;;
     "pretrain")
         _ht_cmds=""
-        _ht_opts="--allow-change --amp --backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --help --lr --mano --max-steps --milestones --no-amp --no-overwrite --no-z --out --overwrite --resume --seed --tensorboard --workers --z -h -o"
-        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --lr --mano --max-steps --milestones --out --seed --tensorboard --workers -o"
+        _ht_opts="--allow-change --amp --backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --help --lr --mano --max-steps --milestones --no-amp --no-overwrite --no-z --out --overwrite --resume --seed --tensorboard --tensorboard-images --workers --z -h -o"
+        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --device --encoder --epochs --gamma --lr --mano --max-steps --milestones --out --seed --tensorboard --tensorboard-images --workers -o"
         _ht_args="file"
         ;;
     "selfsup-stereo")
         _ht_cmds=""
-        _ht_opts="--allow-change --alpha --amp --batch-size --chamfer --checkpoint-every --depth --device --edge --epochs --gamma --gt-keypoints --help --init --laplacian --lr --mano --mask --masks --max-steps --milestones --no-amp --no-chamfer --no-depth --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --tensorboard --weight --workers --z-head -h -o"
-        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --masks --max-steps --milestones --out --renderer --seed --tensorboard --weight --workers -o"
+        _ht_opts="--allow-change --alpha --amp --batch-size --chamfer --checkpoint-every --depth --device --edge --epochs --gamma --gt-keypoints --help --init --laplacian --lr --mano --mask --masks --max-steps --milestones --no-amp --no-chamfer --no-depth --no-edge --no-laplacian --no-mask --no-normal --no-overwrite --no-photo --normal --out --overwrite --photo --renderer --resume --seed --tensorboard --tensorboard-images --weight --workers --z-head -h -o"
+        _ht_vopts="--alpha --batch-size --checkpoint-every --device --epochs --gamma --init --lr --mano --masks --max-steps --milestones --out --renderer --seed --tensorboard --tensorboard-images --weight --workers -o"
         _ht_args="file"
         ;;
     "selfsup-mono")
         _ht_cmds=""
-        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --finetune-epochs --finetune-gamma --finetune-lr --finetune-milestones --gamma --help --hourglass-features --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --stacks --synth-keypoints --tensorboard --texture --weight --workers -h -o"
-        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --finetune-epochs --finetune-gamma --finetune-lr --finetune-milestones --gamma --hourglass-features --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --stacks --tensorboard --texture --weight --workers -o"
+        _ht_opts="--amp --backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --finetune-epochs --finetune-gamma --finetune-lr --finetune-milestones --gamma --help --hourglass-features --init --loc-form --lr --mano --max-steps --milestones --mirror-left --no --no-amp --no-mirror-left --no-overwrite --out --overwrite --pool --preset --renderer --resume --seed --shape-form --stacks --synth-keypoints --tensorboard --tensorboard-images --texture --weight --workers -h -o"
+        _ht_vopts="--backbone-weights --batch-size --checkpoint-every --con-sum --device --encoder --epochs --finetune-epochs --finetune-gamma --finetune-lr --finetune-milestones --gamma --hourglass-features --init --loc-form --lr --mano --max-steps --milestones --no --out --pool --preset --renderer --seed --shape-form --stacks --tensorboard --tensorboard-images --texture --weight --workers -o"
         _ht_args="file"
         ;;
     "personalize")
@@ -182,11 +182,13 @@ _handtools_value() {
     "pretrain|--out" | "pretrain|-o") _handtools_file ;;
     "pretrain|--backbone-weights") _handtools_file ;;
     "pretrain|--tensorboard") _handtools_file ;;
+    "pretrain|--tensorboard-images") _handtools_file ;;
     "pretrain|--device") _handtools_words "auto cpu cuda" ;;
     "pretrain|--mano") _handtools_file ;;
     "selfsup-stereo|--init") _handtools_file ;;
     "selfsup-stereo|--out" | "selfsup-stereo|-o") _handtools_file ;;
     "selfsup-stereo|--tensorboard") _handtools_file ;;
+    "selfsup-stereo|--tensorboard-images") _handtools_file ;;
     "selfsup-stereo|--masks") _handtools_words "auto shard skin" ;;
     "selfsup-stereo|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-stereo|--mano") _handtools_file ;;
@@ -194,6 +196,7 @@ _handtools_value() {
     "selfsup-mono|--backbone-weights") _handtools_file ;;
     "selfsup-mono|--init") _handtools_file ;;
     "selfsup-mono|--tensorboard") _handtools_file ;;
+    "selfsup-mono|--tensorboard-images") _handtools_file ;;
     "selfsup-mono|--device") _handtools_words "auto cpu cuda" ;;
     "selfsup-mono|--mano") _handtools_file ;;
     "personalize|--out" | "personalize|-o") _handtools_file ;;

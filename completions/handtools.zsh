@@ -180,7 +180,8 @@ _handtools_pretrain() {
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
-        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over the first training crops.]:tensorboard:_files' \
+        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over a few crops (--tensorboard-images).]:tensorboard:_files' \
+        '(--tensorboard-images)--tensorboard-images=[Crops shard whose first 4 samples --tensorboard draws the predictions on each epoch, e.g. held-out crops \[default\: the first training shard\].]:tensorboard_images:_files' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \
         '(--overwrite --no-overwrite)--overwrite[Replace existing outputs.]' \
@@ -225,7 +226,8 @@ _handtools_selfsup_stereo() {
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
         '(--allow-change)--allow-change[With --resume\: continue with changed settings (lr, schedule, loss weights; batch size, seed or shards at an epoch end) instead of refusing.]' \
-        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over the first training crops.]:tensorboard:_files' \
+        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over a few crops (--tensorboard-images).]:tensorboard:_files' \
+        '(--tensorboard-images)--tensorboard-images=[Crops shard whose first 4 samples --tensorboard draws the predictions on each epoch, e.g. held-out crops \[default\: the first training shard\].]:tensorboard_images:_files' \
         '(--masks)--masks=[Hand masks\: the shard'\''s from handtools mask (auto; else computed as mask --method skin would), the shard'\''s whatever made them, or always computed.]:masks:(auto shard skin)' \
         '(--gt-keypoints)--gt-keypoints[Allow masks bounded by ground-truth keypoints2d (synth'\''s or a dataset'\''s) when no detect keypoints exist; named in the log.]' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
@@ -274,7 +276,8 @@ _handtools_selfsup_mono() {
         '(--amp --no-amp)--amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--amp --no-amp)--no-amp[Mixed precision on CUDA (ignored on CPU).]' \
         '(--resume)--resume[Continue the run in --out exactly where it stopped.]' \
-        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over the first training crops.]:tensorboard:_files' \
+        '(--tensorboard)--tensorboard=[Also write TensorBoard events to DIR (rank 0)\: per step each loss term, lr and images/s; per epoch the model'\''s meshes drawn over a few crops (--tensorboard-images).]:tensorboard:_files' \
+        '(--tensorboard-images)--tensorboard-images=[Crops shard whose first 4 samples --tensorboard draws the predictions on each epoch, e.g. held-out crops \[default\: the first training shard\].]:tensorboard_images:_files' \
         '(--renderer)--renderer=[auto, nvdiffrast or torch.]:renderer: ' \
         '(--device)--device=[Torch device.]:device:(auto cpu cuda)' \
         '(--mano)--mano=[MANO model file (.pkl or .npz); default $HANDTOOLS_MANO, else the bundled open hand model.]:mano:_files' \

@@ -34,7 +34,13 @@ class TrainOptions:
         Optional[Path],
         typer.Option("--tensorboard", metavar="DIR",
                      help="Also write TensorBoard events to DIR (rank 0): per step each loss term, lr and images/s; "
-                          "per epoch the model's meshes drawn over the first training crops."),
+                          "per epoch the model's meshes drawn over a few crops (--tensorboard-images)."),
+    ]
+    TensorBoardImages = Annotated[
+        Optional[Path],
+        typer.Option("--tensorboard-images", metavar="SHARD",
+                     help="Crops shard whose first 4 samples --tensorboard draws the predictions on each epoch, "
+                          "e.g. held-out crops [default: the first training shard]."),
     ]
     AllowChange = Annotated[
         bool,
@@ -168,14 +174,15 @@ def _resume(trainer, out: Path, allow_change: bool) -> None:
 
 def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_change: bool = False,
                  tensorboard: Optional[Path] = None, hand=None, images_per_sample: int = 1,
-                 overwrite: bool = False, emit: bool = True) -> None:
+                 overwrite: bool = False, emit: bool = True, tensorboard_images: Optional[Path] = None) -> None:
     """Resume if asked, log what runs, train with progress bars, print the checkpoint path (rank 0;
     ``emit=False``: not yet, a later stage will).
 
     With ``tensorboard`` (a folder) rank 0 also writes TensorBoard events there
     (:func:`tensorboard_reporter`; ``hand`` draws the per-epoch overlays,
     ``images_per_sample`` turns samples/s into images/s: 2 for stereo pairs; a new run
-    refuses a folder holding earlier events unless ``overwrite``, which deletes them).
+    refuses a folder holding earlier events unless ``overwrite``, which deletes them;
+    ``tensorboard_images``: the crops shard drawn, default the first training shard).
     A full disk while writing a checkpoint is a one-line :class:`DiskFullError`; the
     previous checkpoint is kept.
     """
@@ -183,6 +190,8 @@ def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_
     from handtools.console import log
     from handtools.io.pipes import emit_path
 
+    if tensorboard_images is not None and tensorboard is None:
+        raise InputError("--tensorboard-images needs --tensorboard DIR (where the pictures go)")
     if start == "resume":
         _resume(trainer, out, allow_change)
         log.info(f"{name}: resuming {out} at epoch {trainer.epoch}, step {trainer.step_in_epoch}")
@@ -196,7 +205,7 @@ def run_training(name: str, trainer, out: Path, start: str, summary: str, allow_
     try:
         with progress_reporter(name, cfg.epochs) as report, \
                 tensorboard_reporter(name, trainer, tensorboard, hand, images_per_sample,
-                                     fresh=start == "new", overwrite=overwrite) as board:
+                                     fresh=start == "new", overwrite=overwrite, images=tensorboard_images) as board:
             trainer.report = report if board is None else _both(report, board)
             trainer.fit()
     except OSError as exc:
@@ -242,7 +251,7 @@ def _both(first, second):
 
 @contextmanager
 def tensorboard_reporter(name: str, trainer, logdir: Optional[Path], hand=None, images_per_sample: int = 1,
-                         fresh: bool = True, overwrite: bool = False) -> Iterator:
+                         fresh: bool = True, overwrite: bool = False, images: Optional[Path] = None) -> Iterator:
     """A Trainer ``report`` callback writing TensorBoard events to ``logdir`` (None: yields None).
 
     Per step (x = global step): ``loss/<term>`` for each metric of the loss (rank 0's
@@ -250,7 +259,8 @@ def tensorboard_reporter(name: str, trainer, logdir: Optional[Path], hand=None, 
     ``throughput/images_per_s`` (the step's images, all ranks, over its wall time).
     Per epoch: ``epoch/<name>`` (the epoch means the JSON-lines log holds, reduced over
     ranks) and, with ``hand``, an image ``predictions``: the current weights' meshes over
-    the first crops of the first training shard (:class:`_Overlays`). Only rank 0 writes;
+    the first crops of ``images`` (a crops shard, e.g. held-out; default the first
+    training shard; :class:`_Overlays`). Only rank 0 writes;
     a resumed run hides the events an interrupted one wrote after its checkpoint. A
     ``fresh`` (not resumed) run refuses a folder with event files unless ``overwrite``
     (then they are deleted: two runs' curves in one folder would interleave).
@@ -270,7 +280,7 @@ def tensorboard_reporter(name: str, trainer, logdir: Optional[Path], hand=None, 
     for f in old:
         f.unlink()
     writer = TensorBoardWriter(logdir, purge_step=trainer.global_step or None)
-    overlays = _Overlays(trainer, hand) if hand is not None else None
+    overlays = _Overlays(trainer, hand, images) if hand is not None else None
 
     def report(event: str, info: dict) -> None:
         nonlocal overlays
@@ -302,17 +312,17 @@ class _Overlays:
     """The current weights' predictions drawn over a few training crops (``input | mesh |
     skeleton | side | top`` strips, :func:`handtools.core.render.overlay.panels_in_view`).
 
-    The crops are the first ``n`` samples of the run's first training shard
-    (``meta["train_shards"]``); the model is run through its registered predictor
+    The crops are the first ``n`` samples of ``shard`` (default: the run's first training
+    shard, ``meta["train_shards"]``); the model is run through its registered predictor
     (what ``handtools predict`` does), on a copy of the weights, with the RNG state
     saved and restored, so drawing changes nothing in the run.
     """
 
-    def __init__(self, trainer, hand, n: int = 4):
+    def __init__(self, trainer, hand, shard: Optional[Path] = None, n: int = 4):
         from handtools.io.shards import ShardReader
 
         self.trainer, self.hand = trainer, hand
-        path = Path(trainer.meta["train_shards"][0])
+        path = Path(shard) if shard is not None else Path(trainer.meta["train_shards"][0])
         with ShardReader(path) as r:
             k = min(n, r.num_samples)
             names = ("images", "K", "T_view", "joints3d", "baseline", "hand/is_left")

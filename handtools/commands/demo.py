@@ -141,7 +141,7 @@ def demo(
     # stereo (mean-disparity) depth; the paper's u, v-only model is bench_demo_ablation's "u, v only" row
     run.step("selfsup-stereo on unlabelled indoor pairs", "selfsup-stereo", inputs=train, init=prior, out=adapted,
              epochs=p.adapt_epochs, lr=p.adapt_lr, milestones="", seed=seed, z_head=True, device=device,
-             tensorboard=out / "tensorboard" / "selfsup-stereo")
+             tensorboard=out / "tensorboard" / "selfsup-stereo", tensorboard_images=Path(test[0]))
     run.step("predict after", "predict", inputs=test, checkpoint=adapted, out=out / "pred-after", device=device)
     after = run.evaluate(run.last, out / "metrics-after.json")
     picture = _before_after(out, out / "pred-before", out / "pred-after", device)

@@ -41,6 +41,7 @@ def pretrain(
     resume: TrainOptions.Resume = False,
     allow_change: TrainOptions.AllowChange = False,
     tensorboard: TrainOptions.TensorBoard = None,
+    tensorboard_images: TrainOptions.TensorBoardImages = None,
     device: Device = "auto",
     mano: Mano = None,
     overwrite: Overwrite = False,
@@ -96,7 +97,7 @@ def pretrain(
     trainer = Trainer(net, loss, data, cfg, out, dev, meta=meta)
     run_training("pretrain", trainer, out, start,
                  f"{len(data)} training images ({h}x{w}) from {len(paths)} shard(s), {encoder}", allow_change,
-                 tensorboard=tensorboard, hand=hand, overwrite=overwrite)
+                 tensorboard=tensorboard, hand=hand, overwrite=overwrite, tensorboard_images=tensorboard_images)
 
 
 def _mean_hand(data):

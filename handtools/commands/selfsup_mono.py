@@ -61,6 +61,7 @@ def selfsup_mono(
     amp: TrainOptions.Amp = True,
     resume: TrainOptions.Resume = False,
     tensorboard: TrainOptions.TensorBoard = None,
+    tensorboard_images: TrainOptions.TensorBoardImages = None,
     renderer: Annotated[str, typer.Option("--renderer", help="auto, nvdiffrast or torch.")] = "auto",
     device: Device = "auto",
     mano: Mano = None,
@@ -163,7 +164,7 @@ def selfsup_mono(
         trainer1 = Trainer(net, loss1, data, cfg1, out, dev, meta=meta)
         run_training("selfsup-mono" + (" stage 1" if cfg2 else ""), trainer1, out, start,
                      f"{what}, losses {', '.join(enabled1)}", emit=False, tensorboard=tensorboard, hand=hand,
-                     overwrite=overwrite)
+                     overwrite=overwrite, tensorboard_images=tensorboard_images)
         if cfg2 is None or trainer1.epoch < cfg1.epochs:  # no stage 2, or stage 1 stopped early (--max-steps)
             if trainer1.epoch < cfg1.epochs and cfg2 is not None:
                 log.info(f"selfsup-mono: stage 1 stopped at epoch {trainer1.epoch} of {cfg1.epochs}; --resume continues it")
@@ -176,7 +177,8 @@ def selfsup_mono(
         trainer2.history = [dict(r, stage=1) for r in trainer1.history]
     run_training("selfsup-mono stage 2", trainer2, out, "resume" if saved_stage == 2 else "new",
                  f"fine-tuning, losses {', '.join(enabled2)}",
-                 tensorboard=None if tensorboard is None else tensorboard / "stage2", hand=hand, overwrite=overwrite)
+                 tensorboard=None if tensorboard is None else tensorboard / "stage2", hand=hand, overwrite=overwrite,
+                 tensorboard_images=tensorboard_images)
 
 
 def _load_backbone(net, path: Path) -> None:

@@ -50,6 +50,7 @@ def selfsup_stereo(
     resume: TrainOptions.Resume = False,
     allow_change: TrainOptions.AllowChange = False,
     tensorboard: TrainOptions.TensorBoard = None,
+    tensorboard_images: TrainOptions.TensorBoardImages = None,
     masks: Annotated[
         str, typer.Option("--masks", metavar="auto|shard|skin",
                           help="Hand masks: the shard's from handtools mask (auto; else computed as mask --method skin "
@@ -154,4 +155,5 @@ def selfsup_stereo(
     size = f"{data.image_size[1]}x{data.image_size[0]}"
     run_training("selfsup-stereo", trainer, out, start,
                  f"{len(data)} pairs ({size}), losses {', '.join(enabled)}{' + z head' if z_head else ''}", allow_change,
-                 tensorboard=tensorboard, hand=hand, overwrite=overwrite, images_per_sample=2)
+                 tensorboard=tensorboard, hand=hand, overwrite=overwrite, images_per_sample=2,
+                 tensorboard_images=tensorboard_images)

@@ -144,3 +144,32 @@ def test_personalize_writes_tensorboard_scalars(cli, tmp_path):
     assert res.exit_code == 0, res.stderr
     cfg = tomllib.loads(res.stdout)["personalize"]
     assert cfg["steps"] == 3 and cfg["depth_size"] == 16 and cfg["tensorboard"] == str(board)
+
+
+def test_tensorboard_images_draws_the_given_held_out_crops(cli, data, tmp_path):
+    root, crops, _ = data
+    held_out = run_cli("crop", "--size", "64", "--center", "gt", "--out", tmp_path / "ho",
+                       *run_cli("synth", "-n", "3", "--image-size", "160x120", "--seed", "9", "--out", tmp_path / "f"))
+    prior, board = tmp_path / "p.pt", tmp_path / "tb"
+    res = cli("pretrain", *PRETRAIN, "--epochs", "1", "--tensorboard", board, "--tensorboard-images", held_out[0],
+              "--out", prior, *crops)
+    assert res.exit_code == 0, res.stderr
+    images = _events(board).Images("predictions")
+    assert len(images) == 1 and (images[0].width, images[0].height) == (5 * 64, 3 * 64)  # the 3 held-out crops
+
+    # the overlays read the given shard, not the training one
+    from types import SimpleNamespace
+
+    from handtools.commands._training import _Overlays
+    from handtools.io.shards import ShardReader
+
+    trainer = SimpleNamespace(meta=load_checkpoint(prior)["meta"])
+    drawn = _Overlays(trainer, None, held_out[0]).batch["images"]
+    np.testing.assert_array_equal(drawn, ShardReader(held_out[0]).read("images"))
+    assert not np.array_equal(_Overlays(trainer, None).batch["images"][:3], drawn)
+
+    # without --tensorboard it has nowhere to go: a one-line error
+    res = cli("pretrain", *PRETRAIN, "--epochs", "1", "--tensorboard-images", held_out[0], "--out", tmp_path / "q.pt",
+              *crops)
+    assert res.exit_code == 1 and "--tensorboard-images needs --tensorboard" in res.stderr
+    assert "Traceback" not in res.stderr
