@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from handtools.core.learning.nets import IMAGENET_MEAN, IMAGENET_STD, ResNetEncoder
 from handtools.core.methods.deephandmesh.config import DeepHandMeshConfig
-from handtools.core.methods.deephandmesh.fit import FrameData
+from handtools.core.methods.deephandmesh.fit import FrameData, frame_targets, optimise_step
 from handtools.core.methods.deephandmesh.loss import DeepHandMeshLoss
 from handtools.core.methods.deephandmesh.model import PersonalHandModel, kabsch
 
@@ -138,15 +138,9 @@ def fit_encoder(model: PersonalHandModel, encoder: PoseEncoder, data: ImageFrame
         idx, view_in, views = (x.to(dev) for x in step_batch(n, c, cfg, seed, step))
         pose = encoder(images_to_float(data.images[idx, view_in]))  # (B, pose_dim)
         out = aligned_forward(model, pose, fr.joints[idx], fr.joint_valid[idx])
-        targets = {"joints": fr.joints[idx], "joint_valid": fr.joint_valid[idx]}
-        if fr.depth is not None:
-            targets.update(depth=fr.depth[idx][:, views], K=fr.K[idx][:, views], T_view=fr.T_view[idx][:, views])
-        total, terms = loss(model, out, targets, use_penet=use_penet)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+        terms = optimise_step(loss, model, out, frame_targets(fr, idx, views), opt, use_penet)
         if on_step is not None:
-            on_step(step, {"total": float(total.detach()), **terms}, opt)
+            on_step(step, terms, opt)
     return opt
 
 

@@ -63,6 +63,24 @@ class FramePoses(torch.nn.Module):
         self.trans = torch.nn.Parameter(trans)
 
 
+def frame_targets(data, idx: torch.Tensor, views: torch.Tensor) -> dict:
+    """The loss targets of frames ``idx`` (B,) seen from ``views`` (C',): their 3D joints and,
+    when the capture has depth, those views' depth maps and cameras."""
+    targets = {"joints": data.joints[idx], "joint_valid": data.joint_valid[idx]}
+    if data.depth is not None:
+        targets.update(depth=data.depth[idx][:, views], K=data.K[idx][:, views], T_view=data.T_view[idx][:, views])
+    return targets
+
+
+def optimise_step(loss, model, out: dict, targets: dict, opt, use_penet: bool) -> dict:
+    """One optimiser step on ``loss(model, out, targets)``; returns ``{"total": float, **terms}``."""
+    total, terms = loss(model, out, targets, use_penet=use_penet)
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    opt.step()
+    return {"total": float(total.detach()), **terms}
+
+
 def fit(model: PersonalHandModel, data: FrameData, cfg: DeepHandMeshConfig, loss: DeepHandMeshLoss,
         steps: int, train_model: bool = True, poses: Optional[FramePoses] = None, seed: int = 0,
         use_penet: bool = True, on_step: Optional[Callable[[int, dict], None]] = None,
@@ -96,15 +114,9 @@ def fit(model: PersonalHandModel, data: FrameData, cfg: DeepHandMeshConfig, loss
         idx = torch.randperm(n, generator=gen)[:min(cfg.batch_size, n)].to(data.joints.device)
         views = torch.randperm(c, generator=gen)[:min(cfg.render_views, c)].to(data.joints.device)
         out = model(poses.pose[idx], poses.trans[idx])
-        targets = {"joints": data.joints[idx], "joint_valid": data.joint_valid[idx]}
-        if data.depth is not None:
-            targets.update(depth=data.depth[idx][:, views], K=data.K[idx][:, views], T_view=data.T_view[idx][:, views])
-        total, terms = loss(model, out, targets, use_penet=use_penet)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+        terms = optimise_step(loss, model, out, frame_targets(data, idx, views), opt, use_penet)
         if on_step is not None:
-            on_step(step, {"total": float(total.detach()), **terms})
+            on_step(step, terms)
     model.requires_grad_(True)
     return poses, opt
 
