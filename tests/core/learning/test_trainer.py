@@ -42,25 +42,37 @@ def make(tmp, out="ckpt.pt", **cfg):
     return Trainer(model, toy_loss, ToyData(), config, tmp / out, torch.device("cpu"), meta={"kind": "toy"})
 
 
+def fit_interrupted(t: Trainer, at: int) -> Trainer:
+    """``t.fit()`` stopped by a real SIGINT after global step ``at`` (it checkpoints there)."""
+    def interrupt(event, info):
+        if event == "step" and t.global_step == at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    t.report = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    return t
+
+
+def fit_resumed(t: Trainer) -> Trainer:
+    """``t`` resumed from its own checkpoint (it must continue mid-run, not start over) and
+    trained to the end."""
+    t.resume_from(t.out)
+    assert t.global_step > 0, "the checkpoint's position was not restored"
+    t.fit()
+    return t
+
+
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     ref = make(tmp_path, "ref.pt")
     ref.fit()
 
-    def interrupt_at_7(event, info):
-        if event == "step" and t.global_step == 7:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    t = make(tmp_path, "run.pt")
-    t.report = interrupt_at_7
-    with pytest.raises(KeyboardInterrupt):
-        t.fit()
+    fit_interrupted(make(tmp_path, "run.pt"), 7)
     ckpt = load_checkpoint(tmp_path / "run.pt")
     assert ckpt["global_step"] == 7 and ckpt["epoch"] == 1 and ckpt["step_in_epoch"] == 2
     assert not ckpt["finished"]
 
-    t2 = make(tmp_path, "run.pt")
-    t2.resume_from(tmp_path / "run.pt")
-    t2.fit()
+    t2 = fit_resumed(make(tmp_path, "run.pt"))
     for a, b in zip(ref.model.state_dict().values(), t2.model.state_dict().values()):
         assert torch.equal(a, b)
     assert load_checkpoint(tmp_path / "run.pt")["finished"]
@@ -159,17 +171,8 @@ def test_a_last_batch_of_one_does_not_stop_batchnorm_training(tmp_path):
     ref.fit()
     assert load_checkpoint(tmp_path / "ref.pt")["global_step"] == 4  # 2 epochs of [5, 6]
 
-    def interrupt_at_1(event, info):  # the next step is the merged batch of 6
-        if event == "step" and t.global_step == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    t = make_bn(tmp_path, "run.pt")
-    t.report = interrupt_at_1
-    with pytest.raises(KeyboardInterrupt):
-        t.fit()
-    t2 = make_bn(tmp_path, "run.pt")
-    t2.resume_from(tmp_path / "run.pt")
-    t2.fit()
+    fit_interrupted(make_bn(tmp_path, "run.pt"), 1)  # the next step is the merged batch of 6
+    t2 = fit_resumed(make_bn(tmp_path, "run.pt"))
     for a, b in zip(ref.model.state_dict().values(), t2.model.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -186,17 +189,8 @@ def test_resumed_epoch_logs_the_whole_epoch(tmp_path):
     ref = make(tmp_path, "ref.pt")
     ref.fit()
 
-    def interrupt_at_7(event, info):
-        if event == "step" and t.global_step == 7:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    t = make(tmp_path, "run.pt")
-    t.report = interrupt_at_7
-    with pytest.raises(KeyboardInterrupt):
-        t.fit()
-    t2 = make(tmp_path, "run.pt")
-    t2.resume_from(tmp_path / "run.pt")
-    t2.fit()
+    fit_interrupted(make(tmp_path, "run.pt"), 7)
+    fit_resumed(make(tmp_path, "run.pt"))
 
     def lines(name):
         return [{k: v for k, v in json.loads(x).items() if k not in ("seconds", "samples_per_s")}
