@@ -90,6 +90,11 @@ def cli():
     return invoke
 
 
+def flat(text: str) -> str:
+    """Log text with the console's line wrapping undone (rich wraps stderr at the terminal width)."""
+    return " ".join(text.split())
+
+
 def run_cli(*args) -> list[str]:
     """Invoke the CLI in-process (module-scoped fixtures can't use ``cli``); fail on a non-zero
     exit; return stdout's words (the shard paths it printed)."""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from handtools.io.shards import ShardReader
-from tests.conftest import REALDATA, handtools_cmd, random_batch, run_shell, write_shard
+from tests.conftest import REALDATA, flat, handtools_cmd, random_batch, run_shell, write_shard
 
 needs_mediapipe = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
                                      reason="mediapipe not installed (handtools[detect])")
@@ -107,7 +107,7 @@ def test_misses_are_dropped_or_kept_with_zero_confidence(cli, tmp_path):
     res = cli("detect", src, "--out", tmp_path / "drop")
     assert res.exit_code == 0, res.stderr
     assert res.stdout == "" and not (tmp_path / "drop" / "blank.h5").exists()
-    assert "3 dropped" in " ".join(res.stderr.split())
+    assert "3 dropped" in flat(res.stderr)
     res = cli("detect", src, "--on-miss", "keep", "--no-flip-check", "--out", tmp_path / "keep")
     assert res.exit_code == 0, res.stderr
     r = ShardReader(res.stdout.strip())

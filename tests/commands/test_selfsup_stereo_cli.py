@@ -7,7 +7,7 @@ import json
 import pytest
 
 from handtools.core.learning.checkpoints import load_checkpoint
-from tests.conftest import handtools_cmd, run_cli, run_shell
+from tests.conftest import flat, handtools_cmd, run_cli, run_shell
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +94,6 @@ def test_needs_stereo_masks_and_a_prior(cli, setup, tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
-def _flat(text: str) -> str:
-    """Log text with the console's line wrapping undone."""
-    return " ".join(text.split())
-
-
 def test_real_pipe_crop_mask_selfsup(setup, tmp_path):
     """With `| mask |` the shard's masks are used; the ground truth this pipe used is named."""
     root, _ = setup
@@ -109,7 +104,7 @@ def test_real_pipe_crop_mask_selfsup(setup, tmp_path):
         check=True,
     )
     assert p.stdout.strip() == f"{tmp_path}/a.pt"
-    err = _flat(p.stderr)
+    err = flat(p.stderr)
     assert "the shard's masks (handtools mask --method skin" in err
     assert "GROUND TRUTH used" in err and "crop --center gt" in err
     assert "bounded by synth's ground-truth keypoints2d" in err
@@ -126,7 +121,7 @@ def test_real_pipe_detect_crop_selfsup_computes_masks_on_the_fly(setup, tmp_path
         check=True,
     )
     assert p.stdout.strip() == f"{tmp_path}/a.pt"
-    err = _flat(p.stderr)
+    err = flat(p.stderr)
     assert "computed on the fly as handtools mask --method skin would" in err
     assert "ground truth used: none" in err and "GROUND TRUTH" not in err
     meta = load_checkpoint(tmp_path / "a.pt")["meta"]
@@ -138,12 +133,12 @@ def test_ground_truth_keypoints_are_refused_unless_asked(cli, setup, tmp_path):
     root, _ = setup
     crops = sorted(str(p) for p in (root / "ci").glob("*.h5"))
     res = cli("selfsup-stereo", "--init", root / "prior.pt", "--max-steps", "1", "--out", tmp_path / "a.pt", *crops)
-    assert res.exit_code == 1 and "--gt-keypoints" in _flat(res.stderr) and "detect" in res.stderr
+    assert res.exit_code == 1 and "--gt-keypoints" in flat(res.stderr) and "detect" in res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "a.pt").exists()
     res = cli("selfsup-stereo", "--init", root / "prior.pt", "--max-steps", "1", "--gt-keypoints",
               "--out", tmp_path / "a.pt", *crops)
     assert res.exit_code == 0, res.stderr
-    assert "GROUND TRUTH used" in _flat(res.stderr) and "ground-truth keypoints2d" in _flat(res.stderr)
+    assert "GROUND TRUTH used" in flat(res.stderr) and "ground-truth keypoints2d" in flat(res.stderr)
 
 
 def test_prior_without_z_head_is_refused_for_the_edge_loss(cli, setup, tmp_path):
@@ -158,7 +153,7 @@ def test_prior_without_z_head_is_refused_for_the_edge_loss(cli, setup, tmp_path)
     atomic_save(ck, tmp_path / "noz.pt")
     res = cli("selfsup-stereo", "--init", tmp_path / "noz.pt", "--max-steps", "1", "--out", tmp_path / "a.pt",
               *masked)
-    assert res.exit_code == 1 and "no z head" in _flat(res.stderr) and "--no-edge" in _flat(res.stderr)
+    assert res.exit_code == 1 and "no z head" in flat(res.stderr) and "--no-edge" in flat(res.stderr)
     res = cli("selfsup-stereo", "--init", tmp_path / "noz.pt", "--max-steps", "1", "--no-edge",
               "--out", tmp_path / "a.pt", *masked)
     assert res.exit_code == 0, res.stderr
@@ -185,7 +180,7 @@ def test_demo_quick_preset(cli, tmp_path):
     before = json.loads((tmp_path / "demo" / "metrics-before.json").read_text())
     assert before["num_samples"] >= 3 and before["mpjpe_mm"] > 0
     assert "before" in res.stderr and "after" in res.stderr
-    assert "shipped in the package" in " ".join(res.stderr.split())  # the log names the prior's labels
+    assert "shipped in the package" in flat(res.stderr)  # the log names the prior's labels
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for run in ("selfsup-stereo",):  # TensorBoard events, read back with its own reader
@@ -200,7 +195,7 @@ def test_demo_quick_preset_trains_its_own_prior(cli, tmp_path):
     res = cli("demo", "--preset", "quick", "--prior", "train", "--out", tmp_path / "demo")
     assert res.exit_code == 0, res.stderr
     assert [p.split("/")[-1] for p in res.stdout.split()][:2] == ["prior.pt", "adapted.pt"]
-    assert "pretrain labels" in " ".join(res.stderr.split())
+    assert "pretrain labels" in flat(res.stderr)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     for run in ("pretrain", "selfsup-stereo"):  # TensorBoard events, read back with its own reader

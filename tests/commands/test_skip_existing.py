@@ -8,6 +8,7 @@ import os
 import pytest
 
 from handtools.io.shards import ShardReader
+from tests.conftest import flat
 
 SYNTH = ["synth", "-n", "6", "--shard-size", "2", "--image-size", "32x32", "--device", "cpu", "--renderer", "torch"]
 
@@ -38,7 +39,7 @@ def test_synth_skip_existing_refuses_a_shard_made_with_other_settings(cli, tmp_p
     res = cli(*SYNTH, "--seed", "2", "--out", out, "--skip-existing")
     assert res.exit_code == 1, res.stderr
     assert "synth-00000.h5: exists but was made with other settings (handtools synth seed=1, this run seed=2)" \
-        in " ".join(res.stderr.split())
+        in flat(res.stderr)
     assert _names(out) == ["synth-00000.h5", "synth-00001.h5"]  # nothing written
 
 
@@ -79,7 +80,7 @@ def test_crop_skip_existing(cli, tmp_path, frames):
         assert r.history[-1]["command"] == "handtools crop"
     # other crop settings: refused, naming the difference
     res = cli("crop", "--center", "gt", "--size", "24", "--out", out, "--skip-existing", *frames)
-    assert res.exit_code == 1 and "(handtools crop size=16, this run size=24)" in " ".join(res.stderr.split())
+    assert res.exit_code == 1 and "(handtools crop size=16, this run size=24)" in flat(res.stderr)
 
 
 def test_crop_skip_existing_refuses_outputs_of_regenerated_inputs(cli, tmp_path, frames):
@@ -88,4 +89,4 @@ def test_crop_skip_existing_refuses_outputs_of_regenerated_inputs(cli, tmp_path,
     assert cli(*args, *frames).exit_code == 0
     assert cli(*SYNTH, "--views", "2", "--seed", "4", "--out", tmp_path / "frames", "--overwrite").exit_code == 0
     res = cli(*args, "--skip-existing", *frames)
-    assert res.exit_code == 1 and "(handtools synth seed=3, this run seed=4)" in " ".join(res.stderr.split())
+    assert res.exit_code == 1 and "(handtools synth seed=3, this run seed=4)" in flat(res.stderr)
