@@ -117,23 +117,21 @@ def demo(
     test = run.last
     adapted = out / "adapted.pt"
     if prior_source == "train":
-        log.info("demo: ground truth used for training: the studio set's meshes (pretrain labels) and its projected "
-                 "joints (studio crop windows). The indoor pairs selfsup-stereo reads are cropped from MediaPipe "
-                 "detections and masked by skin colour + detected keypoints: no indoor label is read for training; "
-                 "the indoor ground truth is used only to evaluate.")
         prior = out / "prior.pt"
-        run.step("pretrain prior on studio", "pretrain", inputs=studio, out=prior, encoder=p.encoder,
-                 epochs=p.prior_epochs, lr=p.prior_lr, milestones=p.prior_milestones, batch_size=p.prior_batch,
-                 seed=seed, device=device, tensorboard=out / "tensorboard" / "pretrain")
+        labels = "the studio set's meshes (pretrain labels) and its projected joints (studio crop windows)"
     else:
         from handtools.core.learning.checkpoints import shipped_prior_path
 
         prior = shipped_prior_path()
-        log.info(f"demo: the prior is the one shipped in the package ({prior}), trained on labelled synthetic studio "
-                 "frames (their meshes and projected joints) by bench/bench_prior.py --preset shipped. The indoor "
-                 "pairs selfsup-stereo reads are cropped from MediaPipe detections and masked by skin colour + "
-                 "detected keypoints: no indoor label is read for training; the indoor ground truth is used only "
-                 "to evaluate.")
+        labels = (f"the meshes and projected joints of the synthetic studio frames that trained the prior shipped in "
+                  f"the package ({prior}, bench/bench_prior.py --preset shipped)")
+    log.info(f"demo: ground truth used for training: {labels}. The indoor pairs selfsup-stereo reads are cropped "
+             "from MediaPipe detections and masked by skin colour + detected keypoints: no indoor label is read for "
+             "training; the indoor ground truth is used only to evaluate.")
+    if prior_source == "train":
+        run.step("pretrain prior on studio", "pretrain", inputs=studio, out=prior, encoder=p.encoder,
+                 epochs=p.prior_epochs, lr=p.prior_lr, milestones=p.prior_milestones, batch_size=p.prior_batch,
+                 seed=seed, device=device, tensorboard=out / "tensorboard" / "pretrain")
     run.step("predict before (test directly, binocular)", "predict", inputs=test, checkpoint=prior,
              out=out / "pred-before", mode="binocular", device=device)
     before = run.evaluate(run.last, out / "metrics-before.json")
