@@ -98,18 +98,16 @@ def oracle(prior: Path, train: list[Path], out: Path, epochs: int, lr: float, se
 
 
 def mean_hand(prior, out: Path) -> None:
-    """The prior with its image-dependent residual switched off: the lixel heads' output
-    convolutions zeroed, so it outputs the per-bin prior logits' soft-argmax, the labelled
-    set's mean hand (``HandPriorNet.init_mean``), whatever the image."""
+    """The prior with its image-dependent residual switched off (``mean_hand_state``): it outputs
+    the labelled set's mean hand (``HandPriorNet.init_mean``), whatever the image."""
     import torch
 
     from handtools.core.learning.checkpoints import load_checkpoint
+    from handtools.core.learning.nets.prior import mean_hand_state
 
     ck = load_checkpoint(prior, meta_keys=("kind", "net"))
-    model = {k: torch.zeros_like(v) if k.split(".")[-2] in ("conv_x", "conv_y", "conv_z_2") else v
-             for k, v in ck["model"].items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(dict(ck, model=model), out)
+    torch.save(dict(ck, model=mean_hand_state(ck["model"])), out)
 
 
 def mediapipe_peer(test_frames: list[Path]) -> dict | None:

@@ -376,6 +376,15 @@ def test_untrained_prior_outputs_the_mean_hand_and_learns_a_residual():
     old = {k: v for k, v in state.items() if ".prior_" not in k}
     fresh.load_state_dict(old)
     assert fresh.lixel_regressor.prior_x.abs().max() == 0
+    # a trained net with its residual switched off (mean_hand_state) is back at the mean hand
+    from handtools.core.learning.nets.prior import mean_hand_state
+
+    for _ in range(3):
+        (net(images)["uv"] - target).abs().mean().backward()
+        opt.step()
+    assert (net(images)["uv"] - uv).abs().max() > 0.5  # it learnt something image-dependent
+    net.load_state_dict(mean_hand_state(net.state_dict()))
+    assert (net(images)["uv"] - uv).abs().max() < 0.05 and (net(images)["z"] - z).abs().max() < 1e-3
 
 
 def test_mean_uvz_is_the_mean_projected_ground_truth():

@@ -9,6 +9,7 @@ import json
 import torch
 
 from handtools.core.learning.checkpoints import SHIPPED_PRIOR, atomic_save, load_checkpoint, shipped_prior_path
+from handtools.core.learning.nets.prior import mean_hand_state
 
 
 def test_shipped_prior_is_small_float16_and_says_how_it_was_made():
@@ -24,15 +25,11 @@ def test_shipped_prior_is_small_float16_and_says_how_it_was_made():
 
 
 def _mean_hand_checkpoint(dest):
-    """The shipped prior with its learned residual switched off: the output convolutions of the
-    lixel heads zeroed, so every image gives the per-bin prior logits' soft-argmax, i.e. the mean
-    hand of the studio set it was trained on (HandPriorNet.init_mean)."""
+    """The shipped prior with its learned residual switched off (``mean_hand_state``: the lixel
+    heads' output convolutions zeroed), so every image gives the mean hand of the studio set it
+    was trained on (HandPriorNet.init_mean)."""
     ck = load_checkpoint(SHIPPED_PRIOR)
-    model = dict(ck["model"])
-    for k in list(model):
-        if k.split(".")[-2] in ("conv_x", "conv_y", "conv_z_2"):
-            model[k] = torch.zeros_like(model[k])
-    atomic_save({**ck, "model": model}, dest)
+    atomic_save({**ck, "model": mean_hand_state(ck["model"])}, dest)
     return dest
 
 

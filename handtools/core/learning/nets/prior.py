@@ -175,6 +175,22 @@ class HandPriorNet(nn.Module):
         return out
 
 
+#: The 1x1 output convolutions of the lixel heads: the image-dependent residual on top of the
+#: per-bin prior logits (:meth:`LixelRegressor.init_mean`).
+RESIDUAL_OUTPUTS = ("conv_x", "conv_y", "conv_z_2")
+
+
+def mean_hand_state(state: dict) -> dict:
+    """A copy of a :class:`HandPriorNet` state dict with the residual switched off: the lixel
+    heads' output convolutions zeroed, so the network outputs the soft-argmax of its prior
+    logits, the mean hand it was initialised at, whatever the image (the baseline a trained
+    prior has to beat)."""
+    def module(key: str) -> str:  # "lixel_regressor.conv_x.weight" -> "conv_x"
+        return key.rsplit(".", 2)[-2] if key.count(".") else ""
+
+    return {k: torch.zeros_like(v) if module(k) in RESIDUAL_OUTPUTS else v for k, v in state.items()}
+
+
 def build_prior(config: dict, J_regressor=None) -> HandPriorNet:
     """Rebuild a :class:`HandPriorNet` from a checkpoint's ``meta["net"]`` config (its ``config`` attribute)."""
     return HandPriorNet(
