@@ -24,8 +24,9 @@ def selfsup_mono(
                                                    "(official code), resnet18/34/50.")] = None,
     backbone_weights: Annotated[Optional[Path], typer.Option(
         "--backbone-weights", help="torchvision state dict of the encoder (.pth), e.g. ImageNet.")] = None,
-    init: Annotated[Optional[Path], typer.Option("--init", help="pretrain checkpoint whose ResNet encoder starts the "
-                                                 "network (same --encoder); default: from scratch.")] = None,
+    init: Annotated[Optional[Path], typer.Option(
+        "--init", help="pretrain checkpoint whose ResNet encoder starts the network (same --encoder), or a "
+        "selfsup-mono checkpoint to fine-tune whole (e.g. on your footage); default: from scratch.")] = None,
     pool: Annotated[str, typer.Option("--pool", help="max (supp. §2) or avg (official code).")] = PAPER.pool,
     texture: Annotated[str, typer.Option("--texture", help="vertex (paper) or face (official code).")] = PAPER.texture,
     stacks: Annotated[Optional[int], typer.Option(
@@ -194,11 +195,42 @@ def _load_backbone(net, path: Path) -> None:
 
 def _load_init(net, ckpt: dict, path: Path) -> None:
     kind = ckpt["meta"].get("kind")
+    if kind == "mono":
+        _load_mono_init(net, ckpt, path)
+        return
     if kind != "prior":
-        raise InputError(f"{path}: --init needs a pretrain checkpoint, got kind {kind!r}")
+        raise InputError(f"{path}: --init needs a pretrain or selfsup-mono checkpoint, got kind {kind!r}")
     arch = ckpt["meta"]["net"].get("encoder")
     if arch != net.config["encoder"]:
         raise InputError(f"{path}: the prior's encoder is {arch}, this network's {net.config['encoder']} (--encoder {arch})")
     state = {k[len("encoder."):]: v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
     net.encoder.trunk.load_state_dict(state, strict=True)
     log.info(f"selfsup-mono: encoder initialised from the prior {path}")
+
+
+#: What fixes each part of the network's configuration, for --init mismatch messages.
+_CONFIG_FIX = {"encoder": "--encoder", "image_size": "handtools crop --size", "pool": "--pool", "texture": "--texture",
+               "hourglass_features": "--hourglass-features"}
+
+
+def _load_mono_init(net, ckpt: dict, path: Path) -> None:
+    """Every weight of a ``selfsup-mono`` checkpoint (fine-tuning). The 2D branch is taken
+    when both networks have the same one; a network without one drops it, and a new one
+    starts fresh (said in the log)."""
+    theirs, ours = dict(ckpt["meta"]["net"]), dict(net.config)
+    for key in ("encoder", "image_size", "pool", "texture"):
+        if theirs.get(key) != ours.get(key):
+            raise InputError(f"{path}: its {key} is {theirs.get(key)}, this network's {ours.get(key)} "
+                             f"({_CONFIG_FIX[key]} {theirs.get(key)})")
+    same_2d = (theirs.get("stacks", 0), theirs.get("hourglass_features")) == (ours.get("stacks", 0), ours.get("hourglass_features"))
+    state = {k: v for k, v in ckpt["model"].items() if same_2d or not k.startswith("branch2d.")}
+    if same_2d:
+        net.load_state_dict(state, strict=True)
+        log.info(f"selfsup-mono: every weight initialised from the selfsup-mono checkpoint {path} (fine-tuning)")
+        return
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("branch2d.") for k in missing):  # only the 2D branch may differ
+        raise InputError(f"{path}: its weights do not fit this network")
+    fresh = "a fresh 2D branch" if ours.get("stacks") else "no 2D branch"
+    log.info(f"selfsup-mono: 3D branch initialised from the selfsup-mono checkpoint {path} (fine-tuning); "
+             f"{fresh} (its 2D branch: {theirs.get('stacks', 0)} stacks of {theirs.get('hourglass_features')})")

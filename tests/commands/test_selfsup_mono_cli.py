@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from handtools.core.learning.checkpoints import load_checkpoint
-from tests.conftest import handtools_cmd, run_shell
+from tests.conftest import flat, handtools_cmd, run_shell
 
 pytest.importorskip("mediapipe")
 
@@ -114,6 +115,38 @@ def test_bad_input_is_one_line(cli, crops, tmp_path):
     assert p.returncode == 1 and "not detections" in p.stderr
     res = cli("selfsup-mono", "--preset", "cpu", "--max-steps", "1", "--batch-size", "3", "--out", tmp_path / "m.pt", *paths)
     assert res.exit_code == 0, res.stderr
-    res = cli("selfsup-mono", "--preset", "cpu", "--init", tmp_path / "m.pt", "--out", tmp_path / "y.pt", *paths)
-    assert res.exit_code == 1 and "kind 'mono'" in res.stderr and "Traceback" not in res.stderr
+    ck = load_checkpoint(tmp_path / "m.pt")
+    torch.save(dict(ck, meta=dict(ck["meta"], kind="stereo")), tmp_path / "s.pt")
+    res = cli("selfsup-mono", "--preset", "cpu", "--init", tmp_path / "s.pt", "--out", tmp_path / "y.pt", *paths)
+    assert res.exit_code == 1 and "kind 'stereo'" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "y.pt").exists()
+
+
+def test_init_from_a_mono_checkpoint_fine_tunes_the_whole_network(cli, crops, tmp_path):
+    """--init mono.pt starts from every weight (a step at lr 1e-12 leaves them there; from
+    scratch they differ); --stacks 0 takes the 3D branch alone; another crop size is refused."""
+    _, paths = crops
+    base = ["selfsup-mono", "--preset", "cpu", "--batch-size", "3", "--max-steps", "1"]
+    res = cli(*base, "--seed", "5", "--out", tmp_path / "m.pt", *paths)
+    assert res.exit_code == 0, res.stderr
+    src = load_checkpoint(tmp_path / "m.pt")["model"]
+    res = cli(*base, "--lr", "1e-12", "--init", tmp_path / "m.pt", "--out", tmp_path / "f.pt", *paths)
+    assert res.exit_code == 0, res.stderr
+    assert "every weight initialised from the selfsup-mono checkpoint" in flat(res.stderr)
+    got = load_checkpoint(tmp_path / "f.pt")["model"]
+    for key in ("encoder.trunk.conv1.weight", "f_pose.2.weight", "f_light.2.weight", "branch2d.heads.1.weight"):
+        assert torch.allclose(got[key], src[key], atol=1e-6), key
+    res = cli(*base, "--lr", "1e-12", "--out", tmp_path / "g.pt", *paths)  # from scratch (seed 0): elsewhere
+    assert not torch.allclose(load_checkpoint(tmp_path / "g.pt")["model"]["f_pose.2.weight"], src["f_pose.2.weight"])
+    res = cli(*base, "--stacks", "0", "--lr", "1e-12", "--init", tmp_path / "m.pt", "--out", tmp_path / "h.pt", *paths)
+    assert res.exit_code == 0, res.stderr
+    assert "no 2D branch" in flat(res.stderr)
+    h = load_checkpoint(tmp_path / "h.pt")["model"]
+    assert not any(k.startswith("branch2d.") for k in h)
+    assert torch.allclose(h["f_rot.4.weight"], src["f_rot.4.weight"], atol=1e-6)
+    h = handtools_cmd()
+    root = tmp_path / "big"
+    p = run_shell(f"{h} crop --size 72 --center bbox --out {root} {' '.join(str(x).replace('/c/', '/d/') for x in paths)}",
+                  check=True)
+    res = cli(*base, "--init", tmp_path / "m.pt", "--out", tmp_path / "z.pt", *p.stdout.split())
+    assert res.exit_code == 1 and "image_size is 64" in res.stderr and "crop --size 64" in res.stderr
