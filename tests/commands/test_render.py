@@ -197,7 +197,7 @@ def _annotated_shard(path, n=3, views=2):
     bbox = np.tile(np.array([20, 10, 140, 110], np.float32), (n, views, 1))
     bbox[1, 1] = 0
     masks = np.zeros((n, views, H, W), np.uint8)
-    masks[:, :, 100:115, 5:15] = 1  # a patch away from box and keypoints
+    masks[:, :, 100:115, 145:155] = 1  # a patch away from box, keypoints and the label
     K = np.tile(np.array([[100, 0, W / 2], [0, 100, H / 2], [0, 0, 1]], np.float32), (n, views, 1, 1))
     with ShardWriter(path.parent, kind="frames", num_views=views, producer="tests", name=lambda k: path.name) as w:
         w.append({"images": images, "K": K, "keypoints2d": kp, "bbox": bbox, "masks": masks})
@@ -216,7 +216,7 @@ def test_shards_without_meshes_show_their_annotations(cli, shards, tmp_path):
     assert strip.shape == (H, 2 * W + 2, 3)  # both views of the stereo pair side by side
     left, right = strip[:, :W], strip[:, W + 2 :]
     assert tuple(left[60, 20]) == BOX_COLOR  # the box's left edge
-    patch = left[105:110, 8:12].reshape(-1, 3).astype(int)  # the mask: tinted towards MASK_COLOR
+    patch = left[105:110, 148:152].reshape(-1, 3).astype(int)  # the mask: tinted towards MASK_COLOR
     assert (patch[:, 1] > 120).all() and (patch[:, 0] < 80).all()
     u, v = kp[0, 0, 0, :2]  # the wrist: drawn white
     assert (left[int(v), int(u)] > 200).all()

@@ -10,7 +10,7 @@ import numpy as np
 from torch import Tensor
 
 from handtools.core.geometry.cameras import points_between_views
-from handtools.core.render.visualize import OVERLAY_ALPHA, render_panels
+from handtools.core.render.visualize import OVERLAY_ALPHA, draw_label, render_panels
 
 
 def panels_in_view(renderer, hand, images, verts0: Tensor, K: Tensor, joints0: Tensor | None = None,
@@ -107,20 +107,8 @@ def annotate_view(image, keypoints=None, bbox=None, mask=None) -> np.ndarray:
             for j in np.flatnonzero(low):  # a dark ring marks an uncertain joint
                 c = (int(round(kp[j, 0] - 0.5)), int(round(kp[j, 1] - 0.5)))
                 cv2.circle(img, c, r, (0, 0, 0), max(1, r // 2), cv2.LINE_AA)
-            _bottom_label(img, f"conf {conf.mean():.2f}")
+            draw_label(img, f"conf {conf.mean():.2f}", bottom=True)  # the top-left holds the sheet's caption
     return img
-
-
-def _bottom_label(img: np.ndarray, text: str) -> None:
-    """Write ``text`` (white on a dark outline) in the bottom-left corner, in place (the top-left
-    one holds the sheet's caption)."""
-    import cv2
-
-    h = img.shape[0]
-    scale = max(0.3, 0.45 * h / 240.0)
-    org = (3, h - 4 - int(round(2 * scale)))
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def annotated_views(images, keypoints=None, bbox=None, masks=None) -> np.ndarray:

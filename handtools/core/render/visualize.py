@@ -143,14 +143,26 @@ def draw_skeleton(image, keypoints, visible=None, thickness: int | None = None,
 
 
 def put_label(image, text: str) -> np.ndarray:
-    """Write a small caption (white on a dark outline) in the top-left corner; returns a new image."""
+    """Write a small caption in the top-left corner (:func:`draw_label`); returns a new image."""
     img = _check_image(image).copy()
+    draw_label(img, text)
+    return img
+
+
+def draw_label(img: np.ndarray, text: str, bottom: bool = False) -> None:
+    """Write ``text`` white on a darkened band in the top-left (or bottom-left) corner of an
+    (H, W, 3) uint8 image, in place.
+
+    The band (the text's box at 35 % brightness) keeps the caption legible on white
+    backgrounds too, where a thin dark outline alone turns it into black blobs."""
     h = img.shape[0]
     scale = max(0.3, 0.45 * h / 240.0)
-    org = (3, 3 + int(round(18 * scale)))
-    cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    org = (3, h - 4 - int(round(2 * scale)) if bottom else 3 + int(round(18 * scale)))
+    y0, y1 = max(0, org[1] - th - 2), min(h, org[1] + base + 1)
+    band = img[y0:y1, : min(img.shape[1], org[0] + tw + 3)]
+    band[...] = (band.astype(np.uint16) * 35 // 100).astype(np.uint8)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return img
 
 
 def composite(rgb, silhouette, background, alpha: float = 1.0) -> np.ndarray:

@@ -32,11 +32,12 @@ def test_box_and_keypoints():
     kp = np.zeros((21, 3))
     kp[:, 0], kp[:, 1], kp[:, 2] = np.linspace(20, 60, 21), 30, 0.9
     kp[5, 2] = 0.1  # uncertain: a dark ring around it
-    kp[0, :2] = 14.5, 45.5  # the wrist, apart from the other dots: pixel (row 45, column 14)
+    kp[0, :2] = 14.5, 40.5  # the wrist, apart from the other dots (and above the label): pixel (row 40, column 14)
     out = annotate_view(img, keypoints=kp, bbox=[10, 5, 70, 55])
     assert tuple(out[30, 10]) == BOX_COLOR  # left edge (x0 = 10 -> column 10)
-    assert tuple(out[54, 40]) == BOX_COLOR  # bottom edge (y1 = 55 -> last row 54)
-    assert (out[45, 14] > 200).all()  # the wrist dot is white
+    assert tuple(out[54, 60]) == BOX_COLOR  # bottom edge (y1 = 55 -> last row 54), right of the label
+    assert tuple(out[54, 20]) == tuple(c * 35 // 100 for c in BOX_COLOR)  # under the label: darkened, not hidden
+    assert (out[40, 14] > 200).all()  # the wrist dot is white
     sure = kp.copy()
     sure[5, 2] = 0.9
     ref = annotate_view(img, keypoints=sure, bbox=[10, 5, 70, 55])
