@@ -43,7 +43,9 @@ def predict(
     A monocular model predicts root-relative depth: its absolute placement uses the
     ground-truth wrist depth (root-relative evaluation) or --root-depth. A binocular
     prediction (selfsup-stereo models, or --mode binocular with a prior: the paper's
-    "test-directly") uses both views of a rectified pair and is absolute.
+    "test-directly") uses both views of a rectified pair and is absolute. Square crops of
+    another size than the model's are resampled for it (K scaled; pred/uv stays in the
+    crops' own pixels), so one prediction can be drawn on large crops of the same windows.
 
     \b
     $ handtools predict --checkpoint prior.pt --out preds/ crops/*.h5 | handtools evaluate
@@ -64,10 +66,14 @@ def predict(
     readers = open_shards(paths, require=need)
     for r in readers:
         if r.image_size != predictor.image_size:
-            raise InputError(
-                f"{r.path}: crops are {r.image_size[1]}x{r.image_size[0]}, the model takes "
-                f"{predictor.image_size[1]}x{predictor.image_size[0]} (handtools crop --size)"
-            )
+            if not _square(r.image_size) or not _square(predictor.image_size):
+                raise InputError(
+                    f"{r.path}: crops are {r.image_size[1]}x{r.image_size[0]}, the model takes "
+                    f"{predictor.image_size[1]}x{predictor.image_size[0]} (handtools crop --size)"
+                )
+            log.info(f"predict: {r.path.name}: crops are {r.image_size[1]}x{r.image_size[0]}, the model takes "
+                     f"{predictor.image_size[1]}x{predictor.image_size[0]}: resized for the model (K scaled to match); "
+                     f"pred/uv in the crops' own pixels")
         if view >= r.num_views or r.num_views < predictor.min_views:
             raise InputError(f"{r.path}: {r.num_views} view(s); the model needs view {view} of {predictor.min_views}+")
     if hand.identity != predictor.hand_identity:
@@ -88,9 +94,29 @@ def predict(
                     batch = {n: r.read(n, slice(lo, idx[-1] + 1)) for n in ("images", "K", "T_view", "joints3d", "baseline", "hand/is_left") if n in r}
                     if root_depth is not None:
                         batch["root_depth"] = np.full(len(idx), root_depth, np.float32)
-                    for k, v in predictor.predict(batch, view).items():
+                    for k, v in _predict_resized(predictor, batch, view, r.image_size).items():
                         preds.setdefault(k, []).append(v)
                     bar.advance(task, len(idx))
                 writer.append({k: np.concatenate(v) for k, v in preds.items()}, copy_from=r, drop=["pred"])
     for r in readers:
         r.close()
+
+
+def _square(size) -> bool:
+    return size[0] == size[1]
+
+
+def _predict_resized(predictor, batch: dict, view: int, size) -> dict:
+    """``predictor.predict`` on crops of another square size: every view resampled to the
+    model's side with its K scaled (metres are unchanged), ``pred/uv*`` mapped back to the
+    crops' own pixels."""
+    from handtools.core.geometry.crop import resize_crops, uncrop_points
+
+    side, n = size[0], predictor.image_size[0]
+    if side == n:
+        return predictor.predict(batch, view)
+    images, K = batch["images"], batch["K"]
+    B, V = images.shape[:2]
+    small, Ks = resize_crops(images.reshape((B * V,) + images.shape[2:]), K.reshape(B * V, 3, 3), n)
+    out = predictor.predict(dict(batch, images=small.reshape((B, V) + small.shape[1:]), K=Ks.reshape(B, V, 3, 3)), view)
+    return {k: uncrop_points(v, (0, 0, side, side), n) if k.startswith("pred/uv") else v for k, v in out.items()}

@@ -225,6 +225,31 @@ def uncrop_points(points, box, out_size: int) -> np.ndarray:
     return p
 
 
+def resize_crops(images, K, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resample square crops to ``out_size`` pixels and scale their intrinsics to match.
+
+    The same continuous map as :func:`crop_image` with the whole crop as the box
+    (``x' = s x``, pixel corners at integers): ``cv2.resize`` follows it (centre-aligned),
+    with area averaging when shrinking (no aliasing) and bilinear when enlarging.
+    Points predicted in the resized crop go back with ``uncrop_points(p, box, out_size)``,
+    ``box = (0, 0, side, side)``.
+
+    Args:
+        images: (B, S, S, 3) uint8. K: (B, 3, 3) pixels of those crops.
+        out_size: new side in pixels.
+
+    Returns:
+        ((B, out_size, out_size, 3) uint8, (B, 3, 3) K of K's dtype).
+    """
+    imgs = np.asarray(images)
+    if imgs.ndim != 4 or imgs.shape[1] != imgs.shape[2]:
+        raise ValueError(f"images must be square crops (B, S, S, C), got {imgs.shape}")
+    n, side = _check_out_size(out_size), imgs.shape[1]
+    flag = cv2.INTER_AREA if n < side else cv2.INTER_LINEAR
+    out = np.stack([cv2.resize(im, (n, n), interpolation=flag) for im in imgs]) if len(imgs) else imgs[:, :n, :n]
+    return out.reshape((len(imgs), n, n) + imgs.shape[3:]), crop_K(K, (0, 0, side, side), n)
+
+
 def crop_image(image, box, out_size: int, interpolation: str = "bilinear",
                border_value: float = 0) -> np.ndarray:
     """Warp the square ``box`` of an image, mask or depth map to ``out_size`` pixels.

@@ -217,3 +217,27 @@ def test_view_crop_boxes_policies_misses_and_stereo():
         C.view_crop_boxes("gt", (160, 120), keypoints=kp)
     with pytest.raises(ValueError, match="2 views"):
         C.view_crop_boxes("bbox", (160, 120), bbox=bbox[:1], stereo=True)
+
+
+@pytest.mark.parametrize("side, n", [(192, 64), (32, 64)])
+def test_resize_crops_keeps_points_on_their_pixels(side, n):
+    """A bright square's centroid and a projected 3D point land at ``x' = (n / side) x`` after
+    resize_crops (area when shrinking, bilinear when enlarging), and uncrop_points maps back."""
+    img = np.zeros((2, side, side, 3), np.uint8)
+    lo, hi = side // 4, side // 4 + side // 8  # pixels lo..hi-1: centre at (lo + hi) / 2 in corner coordinates
+    img[:, lo:hi, lo:hi] = 255
+    K = np.tile(np.array([[2.0 * side, 0, 0.4 * side], [0, 2.0 * side, 0.6 * side], [0, 0, 1]], np.float32), (2, 1, 1))
+    small, Ks = C.resize_crops(img, K, n)
+    assert small.shape == (2, n, n, 3) and small.dtype == np.uint8 and Ks.dtype == np.float32
+    s = n / side
+    w = small[0, ..., 0].astype(float)
+    ys, xs = np.mgrid[:n, :n] + 0.5  # pixel centres in corner coordinates
+    assert (w * xs).sum() / w.sum() == pytest.approx(s * (lo + hi) / 2, abs=0.02)
+    assert (w * ys).sum() / w.sum() == pytest.approx(s * (lo + hi) / 2, abs=0.02)
+    X = np.array([0.03, -0.02, 0.5])
+    uv = (K[0] @ X)[:2] / X[2]
+    uv_s = (Ks[0] @ X)[:2] / X[2]
+    np.testing.assert_allclose(uv_s, s * uv, rtol=1e-5)
+    np.testing.assert_allclose(C.uncrop_points(uv_s, (0, 0, side, side), n), uv, rtol=1e-5)
+    with pytest.raises(ValueError, match="square"):
+        C.resize_crops(np.zeros((1, 8, 9, 3), np.uint8), K[:1], 4)

@@ -1,0 +1,107 @@
+"""Make docs/images/mono_realdata.png: S2HAND (`selfsup-mono`) meshes on real photographs.
+
+Everything a user would run, on the photographs of ../shared/realdata (not in the
+repository) and on synthetic frames that ``synth`` makes here:
+
+1. a warm start learnt without any label: ``synth`` indoor frames (their ground truth is
+   never read) | ``detect`` | ``crop --size 64`` | ``selfsup-mono --preset cpu`` (the
+   recipe of ``bench/bench_s2hand.py --part train``);
+2. the photographs: ``import images`` | ``detect`` | ``crop --size 64`` |
+   ``selfsup-mono --init warm.pt`` (a short fine-tuning on the photographs themselves);
+3. ``predict`` | ``render --sheet``.
+
+For comparison it also trains the same short run on the photographs from scratch, and
+prints for both the distance of the projected joints from the detected keypoints (px of
+the 64 px crop). The mesh is drawn over 192 px crops of the same windows (``predict``
+resamples them for the 64 px model) so the picture is legible.
+
+Run: python docs/scripts/make_mono_realdata.py [--photos DIR] [--work DIR] [--seed S]
+(about 10 min on a 2-core CPU; --work keeps and reuses finished steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+PHOTOS = ROOT.parent / "shared" / "realdata"
+WIDTH = 1100
+SIZE, SHOW = 64, 192
+
+
+def sh(cmd: str, cwd: Path) -> list[str]:
+    p = subprocess.run(f"set -o pipefail; {cmd}", shell=True, check=True, executable="/bin/bash", cwd=cwd,
+                       stdout=subprocess.PIPE, text=True)
+    return p.stdout.split()
+
+
+def joint_error(pred_paths, crop_paths) -> np.ndarray:
+    """Per crop: mean distance (px) of the projected predicted joints from the detected keypoints."""
+    from handtools.core.geometry.cameras import project
+    from handtools.io.shards import ShardReader
+
+    out = []
+    for p, c in zip(sorted(pred_paths), sorted(crop_paths)):
+        with ShardReader(p) as r, ShardReader(c) as rc:
+            j, K, kp = r.read("pred/joints3d"), rc.read("K")[:, 0], rc.read("keypoints2d")[:, 0]
+        import torch
+
+        uv = project(torch.from_numpy(j), torch.from_numpy(K.astype(np.float32))).numpy()
+        w = kp[..., 2] > 0
+        out.append((np.linalg.norm(uv - kp[..., :2], axis=-1) * w).sum(1) / w.sum(1).clip(1))
+    return np.concatenate(out)
+
+
+def main() -> None:
+    import cv2
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--photos", type=Path, default=PHOTOS)
+    ap.add_argument("--work", type=Path, default=Path("mono-realdata-work"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-synth", type=int, default=300)
+    ap.add_argument("--finetune-epochs", type=int, default=60)
+    args = ap.parse_args()
+    w = args.work.resolve()
+    w.mkdir(parents=True, exist_ok=True)
+    ht = f"{sys.executable} -m handtools -q"
+    warm = w / "warm.pt"
+    if not warm.exists():  # 1. a warm start from synthetic frames, keypoints from detect (no label read)
+        crops = sh(f"{ht} synth -n {args.n_synth} --domain indoor --seed 100 --out {w}/synth | {ht} detect --out {w}/synth-det"
+                   f" | {ht} crop --size {SIZE} --center bbox --out {w}/synth-crops", ROOT)
+        sh(f"{ht} selfsup-mono --preset cpu --no-mirror-left --seed {args.seed} --out {w}/warm.tmp.pt {' '.join(crops)}"
+           f" && mv {w}/warm.tmp.pt {warm}", ROOT)
+    # 2. the photographs
+    det = sh(f"{ht} import images {args.photos} --out {w}/frames --overwrite | {ht} detect --out {w}/det --overwrite", ROOT)
+    crops = sh(f"{ht} crop --size {SIZE} --center bbox --out {w}/crops --overwrite {' '.join(det)}", ROOT)
+    show = sh(f"{ht} crop --size {SHOW} --center bbox --out {w}/show --overwrite {' '.join(det)}", ROOT)
+    common = (f"--preset cpu --epochs {args.finetune_epochs} --finetune-epochs 0 --batch-size 4 --seed {args.seed}"
+              f" --overwrite {' '.join(crops)}")
+    errs = {}
+    for name, init in (("fine-tuned from the warm start", f"--init {warm}"), ("from scratch", "")):
+        ck = w / f"real-{'warm' if init else 'scratch'}.pt"
+        sh(f"{ht} selfsup-mono {common} {init} --out {ck}", ROOT)
+        pred = sh(f"{ht} predict -c {ck} --overwrite --out {w}/pred-{ck.stem} {' '.join(crops)}", ROOT)
+        errs[name] = joint_error(pred, crops)
+        if init:  # the same model on 192 px crops of the same windows (predict resamples them)
+            shown = sh(f"{ht} predict -c {ck} --overwrite --out {w}/pred-show {' '.join(show)}", ROOT)
+            sh(f"{ht} render --sheet --no-png --overwrite --out {w}/vis {' '.join(shown)}", ROOT)
+    print(f"{len(crops)} hands in {args.photos}; projected joints vs detected keypoints ({SIZE} px crops), "
+          f"{args.finetune_epochs} epochs on the photographs, seed {args.seed}:")
+    for name, e in errs.items():
+        print(f"  {name:<32} mean {e.mean():5.2f} px  median {np.median(e):5.2f}  max {e.max():5.2f}")
+    sheet = cv2.imread(str(w / "vis" / "sheet.png"))
+    h, wd = sheet.shape[:2]
+    small = cv2.resize(sheet, (WIDTH, round(h * WIDTH / wd)), interpolation=cv2.INTER_AREA)
+    target = ROOT / "docs" / "images" / "mono_realdata.png"
+    cv2.imwrite(str(target), small)
+    print(target)
+
+
+if __name__ == "__main__":
+    main()
