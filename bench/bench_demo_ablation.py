@@ -54,6 +54,10 @@ RUNS = {
     "no chamfer": ["--no-chamfer"],
     "no normal": ["--no-normal"],
     "u, v only (no z head)": ["--no-z-head"],
+    # the paper's own ablation (Table 2) on its own model: per-vertex depth from disparity,
+    # where the edge loss is what keeps the mesh's edges (the z head does that above)
+    "u, v only, no edge": ["--no-z-head", "--no-edge"],
+    "u, v only, no photo": ["--no-z-head", "--no-photo"],
 }
 KEYS = (("mpjpe_mm", "abs MPJPE"), ("rr_mpjpe_mm", "rr MPJPE"), ("pa_mpjpe_mm", "PA-MPJPE"), ("pck_auc", "PCK AUC"))
 
@@ -152,10 +156,13 @@ def main() -> None:
     results: dict[str, list[dict]] = {"test directly (prior, binocular)": []}
     results.update({n: [] for n in names})
     peers = []
+    reused = 0  # runs found finished in --work (their time is not in the wall time)
     for seed in args.seeds:
         w = args.work / f"seed{seed}"
         if not (w / "adapted.pt").exists():
             ht("demo", "--out", w, "--seed", seed, "--prior", args.prior, "--overwrite")
+        else:
+            reused += 1  # the demo itself
         prior = w / "prior.pt" if args.prior == "train" else "default"
         train = sorted((w / "indoor" / "train").glob("*.h5"))
         test = sorted((w / "indoor" / "test").glob("*.h5"))
@@ -170,6 +177,7 @@ def main() -> None:
             pred = w / "ablation" / f"pred-{tag}"
             if ck.exists() and sorted(pred.glob("*.h5")):  # done by an earlier (interrupted) run
                 results[name].append(json.loads(ht("evaluate", *sorted(pred.glob("*.h5")))))
+                reused += 1
                 continue
             if flags is None:
                 oracle(prior, train, ck, args.epochs, args.lr, seed)
@@ -200,7 +208,8 @@ def main() -> None:
           f"prior: {args.prior}; selfsup-stereo {args.epochs} epochs, lr {args.lr:g}; seeds "
           f"{' '.join(map(str, args.seeds))} (mean ± std over seeds, population std); OMP_NUM_THREADS={torch_threads}")
     table(list(results.items()), peers, sys.stdout)
-    print(f"wall time {time.perf_counter() - t0:.0f} s")
+    print(f"wall time {time.perf_counter() - t0:.0f} s" + (f" ({reused} runs finished earlier in {args.work} reused, "
+                                                          f"their time not included)" if reused else ""))
 
 
 def table(rows, peer, file) -> None:

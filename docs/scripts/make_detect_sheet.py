@@ -15,14 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from _figures import ROOT, save_shrunk
+
 PHOTOS = ROOT.parent / "shared" / "realdata"
-WIDTH = 1100
 
 
 def main() -> None:
-    import cv2
-
     photos = Path(sys.argv[1]) if len(sys.argv) > 1 else PHOTOS
     ht = f"{sys.executable} -m handtools -q"
     with tempfile.TemporaryDirectory() as tmp:
@@ -32,12 +30,7 @@ def main() -> None:
             f" | {ht} render --sheet --no-png --out {t / 'vis'}",
             shell=True, check=True, executable="/bin/bash", cwd=ROOT, stdout=subprocess.DEVNULL,
         )
-        sheet = cv2.imread(str(t / "vis" / "sheet.png"))
-    h, w = sheet.shape[:2]
-    small = cv2.resize(sheet, (WIDTH, round(h * WIDTH / w)), interpolation=cv2.INTER_AREA)
-    target = ROOT / "docs" / "images" / "detect_sheet.png"
-    cv2.imwrite(str(target), small)
-    print(target)
+        print(save_shrunk(t / "vis" / "sheet.png", "detect_sheet.png"))
 
 
 if __name__ == "__main__":

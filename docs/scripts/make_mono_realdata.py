@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+from _figures import ROOT, save_shrunk
+
 PHOTOS = ROOT.parent / "shared" / "realdata"
-WIDTH = 1100
 SIZE, SHOW = 64, 192
 
 
@@ -58,8 +58,6 @@ def joint_error(pred_paths, crop_paths) -> np.ndarray:
 
 
 def main() -> None:
-    import cv2
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--photos", type=Path, default=PHOTOS)
     ap.add_argument("--work", type=Path, default=Path("mono-realdata-work"))
@@ -95,12 +93,7 @@ def main() -> None:
           f"{args.finetune_epochs} epochs on the photographs, seed {args.seed}:")
     for name, e in errs.items():
         print(f"  {name:<32} mean {e.mean():5.2f} px  median {np.median(e):5.2f}  max {e.max():5.2f}")
-    sheet = cv2.imread(str(w / "vis" / "sheet.png"))
-    h, wd = sheet.shape[:2]
-    small = cv2.resize(sheet, (WIDTH, round(h * WIDTH / wd)), interpolation=cv2.INTER_AREA)
-    target = ROOT / "docs" / "images" / "mono_realdata.png"
-    cv2.imwrite(str(target), small)
-    print(target)
+    print(save_shrunk(w / "vis" / "sheet.png", "mono_realdata.png"))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def main() -> None:
     from handtools.core.render.visualize import contact_sheet, put_label
     from handtools.io.shards import ShardReader
 
-    tiles, captions = [], []
+    tiles = []
     with tempfile.TemporaryDirectory() as tmp:
         for domain, views, seed in (("studio", 1, 10), ("indoor", 2, 11)):
             out = Path(tmp) / domain
