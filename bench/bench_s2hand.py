@@ -231,6 +231,11 @@ TABLE4 = {
     "+ E_photo (full S2HAND)": [],
 }
 FULL = "+ E_photo (full S2HAND)"
+#: The full method with the encoder started from the prior shipped in the package (a
+#: ResNet-10 trained with 3D labels on synthetic *studio* frames, not on these indoor ones).
+PRIOR_INIT = "full S2HAND, encoder from the shipped prior"
+PRIOR_INIT_ARGS = ["--encoder", "resnet10", "--init", "default"]
+SUP_PRIOR = "3D labels, encoder from the shipped prior"
 
 
 def _crops_cached(root: Path, n: int, seed: int, size: int) -> list[str]:
@@ -270,7 +275,7 @@ class _Supervised:
         j = decode(codes, self.hand)["joints"]
         gt = batch["joints3d"]
         d = (j - gt).norm(dim=-1).mean() + ((j - j[:, :1]) - (gt - gt[:, :1])).norm(dim=-1).mean()
-        return d * 100, {"mpjpe_cm": float((j - gt).norm(dim=-1).mean() * 100)}
+        return d * 100, {"mpjpe_cm": float((j - gt).detach().norm(dim=-1).mean() * 100)}
 
 
 class _LabelledCrops(torch.utils.data.Dataset):
@@ -296,7 +301,12 @@ def train_supervised(args):
 
     cfg0 = {"cpu": CPU, "paper": PAPER}[args.preset]
     torch.manual_seed(args.seed)
-    net = S2HandNet(cfg0.encoder, args.size, pool=cfg0.pool, texture=cfg0.texture)
+    net = S2HandNet(args.encoder or cfg0.encoder, args.size, pool=cfg0.pool, texture=cfg0.texture)
+    if args.prior_init:  # the encoder from the shipped prior, as selfsup-mono --init default
+        from handtools.commands.selfsup_mono import _load_init
+        from handtools.core.learning.checkpoints import load_checkpoint
+
+        _load_init(net, load_checkpoint("default"), Path("default"))
     loss = _Supervised()
     loss.hand = mano_hand()
     cfg = TrainConfig(epochs=args.epochs + args.finetune_epochs, batch_size=args.batch_size, lr=cfg0.lr,
@@ -326,12 +336,17 @@ def part_train(args):
     abl_seeds = args.ablation_seeds if args.ablation_seeds is not None else args.seeds[:1]
     for seed in args.seeds:
         jobs.append((FULL, seed))
+    for seed in args.seeds:
+        jobs.append((PRIOR_INIT, seed))
     for seed in abl_seeds:
         jobs.append(("3D labels (same network, --stacks 0)", seed))
+        jobs.append((SUP_PRIOR, seed))
         for row in TABLE4:
             if row != FULL:
                 jobs.append((row, seed))
     slug = {row: f"r{i}" for i, row in enumerate(list(TABLE4) + ["3D labels (same network, --stacks 0)"])}
+    slug[PRIOR_INIT] = "prior-init"
+    slug[SUP_PRIOR] = "sup-prior-init"
 
     def run(job):
         row, seed = job
@@ -339,12 +354,14 @@ def part_train(args):
         t1 = time.time()
         if not _finished(ck):
             if row.startswith("3D labels"):
-                sh(f"{sys.executable} {Path(__file__).resolve()} --part supervised --preset {args.preset} --size {args.size}"
+                prior = f" --encoder {PRIOR_INIT_ARGS[1]} --prior-init" if row == SUP_PRIOR else ""
+                sh(f"{sys.executable} {Path(__file__).resolve()} --part supervised --preset {args.preset} --size {args.size}{prior}"
                    f" --epochs {args.epochs} --finetune-epochs {args.finetune_epochs} --batch-size {args.batch_size}"
                    f" --seed {seed} --out {ck} --paths {' '.join(train)}")
             else:
                 resume = "--resume" if ck.exists() else ""
-                sh(f"{H} -q selfsup-mono {common} {' '.join(TABLE4[row])} --seed {seed} {resume} --out {ck} {' '.join(train)}")
+                extra = PRIOR_INIT_ARGS if row == PRIOR_INIT else TABLE4[row]
+                sh(f"{H} -q selfsup-mono {common} {' '.join(extra)} --seed {seed} {resume} --out {ck} {' '.join(train)}")
         pred = sh(f"{H} -q predict -c {ck} --overwrite --out {work}/pred-{slug[row]}-s{seed} {' '.join(test)}")
         sc = _scores(pred, gt)
         print(f"  done {row} seed {seed} ({time.time() - t1:.0f} s): PA-MPJPE {sc[0].mean():.1f} mm, "
@@ -380,6 +397,8 @@ def part_train(args):
     print(f"{'':<40}{'PA-MPJPE':>34}{'root-rel. MPJPE':>34}")
     full = [res[(FULL, s)] for s in args.seeds]
     print(f"{'trained (full S2HAND), seeds ' + ','.join(map(str, args.seeds)):<40}{stat(full, 0):>34}{stat(full, 1):>34}")
+    prior = [res[(PRIOR_INIT, s)] for s in args.seeds]
+    print(f"{PRIOR_INIT:<40}{stat(prior, 0):>34}{stat(prior, 1):>34}")
     print(f"{'untrained network':<40}{stat(untrained, 0):>34}{stat(untrained, 1):>34}")
     print(f"{'mean pose (PA aligns it)':<40}{mean_pa:>6.1f}")
     print(f"\nTable 4 (ablation), seeds {abl_seeds}; paper (FreiHAND, MPJPE cm): 1.54 -> 1.24 -> 1.19 -> 1.18")
@@ -391,6 +410,14 @@ def part_train(args):
     for k, name in ((0, "PA-MPJPE"), (1, "root-relative MPJPE")):
         r = np.mean([a[k].mean() for a in selfsup]) / np.mean([b[k].mean() for b in sup])
         print(f"self-supervised / 3D-supervised, {name}: {r:.2f}x (paper about 1.2x, goal <= 1.3x)")
+    sup_p = [res[(SUP_PRIOR, s)] for s in abl_seeds]
+    self_p = [res[(PRIOR_INIT, s)] for s in abl_seeds if (PRIOR_INIT, s) in res]
+    print(f"\nTable 5 with the encoder from the shipped prior (both runs), seeds {abl_seeds}:")
+    print(f"{PRIOR_INIT:<40}{stat(self_p, 0):>34}{stat(self_p, 1):>34}")
+    print(f"{SUP_PRIOR:<40}{stat(sup_p, 0):>34}{stat(sup_p, 1):>34}")
+    for k, name in ((0, "PA-MPJPE"), (1, "root-relative MPJPE")):
+        r = np.mean([a[k].mean() for a in self_p]) / np.mean([b[k].mean() for b in sup_p])
+        print(f"self-supervised / 3D-supervised, {name}: {r:.2f}x")
 
 
 def main():
@@ -413,6 +440,8 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--ablation-seeds", type=int, nargs="+", default=None,
                     help="seeds of the Table 4 rows and the 3D-supervised run (default: the first of --seeds)")
+    ap.add_argument("--encoder", help=argparse.SUPPRESS)
+    ap.add_argument("--prior-init", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--jobs", type=int, default=1, help="trainings run at once")
     ap.add_argument("--work", default="bench-s2hand-work", help="data, checkpoints and predictions; finished runs are reused")
     ap.add_argument("--out", help=argparse.SUPPRESS)
