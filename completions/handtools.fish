@@ -182,7 +182,7 @@ complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -F
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l preset -x -d 'paper (EfficientNet-b0, 224 px, 90 epochs) or cpu (ResNet-18, 64 px, 20 epochs); options given override it.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l encoder -x -d 'efficientnet_b0 (paper), efficientnet_b3 (official code), resnet18/34/50.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l backbone-weights -r -F -d 'torchvision state dict of the encoder (.pth), e.g. ImageNet.'
-complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l init -r -F -d 'pretrain checkpoint whose ResNet encoder starts the network (same --encoder), or a selfsup-mono checkpoint to fine-tune whole (e.g. on your footage); default: from scratch.'
+complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l init -r -F -d 'pretrain checkpoint whose ResNet encoder starts the network (same --encoder; \'default\': the shipped prior, --encoder resnet10), or a selfsup-mono checkpoint to fine-tune whole (e.g. on your footage; its encoder and 2D branch unless given); default: from scratch.'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l pool -x -d 'max (supp. §2) or avg (official code).'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l texture -x -d 'vertex (paper) or face (official code).'
 complete -c handtools -n '__fish_seen_subcommand_from selfsup-mono' -l stacks -x -d 'Hourglasses of the 2D branch (paper: 2); 0: no 2D branch, no kp2d / con [preset].'

@@ -247,7 +247,7 @@ _handtools_selfsup_mono() {
         '(--preset)--preset=[paper (EfficientNet-b0, 224 px, 90 epochs) or cpu (ResNet-18, 64 px, 20 epochs); options given override it.]:preset: ' \
         '(--encoder)--encoder=[efficientnet_b0 (paper), efficientnet_b3 (official code), resnet18/34/50.]:encoder: ' \
         '(--backbone-weights)--backbone-weights=[torchvision state dict of the encoder (.pth), e.g. ImageNet.]:backbone_weights:_files' \
-        '(--init)--init=[pretrain checkpoint whose ResNet encoder starts the network (same --encoder), or a selfsup-mono checkpoint to fine-tune whole (e.g. on your footage); default\: from scratch.]:init:_files' \
+        '(--init)--init=[pretrain checkpoint whose ResNet encoder starts the network (same --encoder; '\''default'\''\: the shipped prior, --encoder resnet10), or a selfsup-mono checkpoint to fine-tune whole (e.g. on your footage; its encoder and 2D branch unless given); default\: from scratch.]:init:_files' \
         '(--pool)--pool=[max (supp. §2) or avg (official code).]:pool: ' \
         '(--texture)--texture=[vertex (paper) or face (official code).]:texture: ' \
         '(--stacks)--stacks=[Hourglasses of the 2D branch (paper\: 2); 0\: no 2D branch, no kp2d / con \[preset\].]:stacks: ' \

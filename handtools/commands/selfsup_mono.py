@@ -25,8 +25,9 @@ def selfsup_mono(
     backbone_weights: Annotated[Optional[Path], typer.Option(
         "--backbone-weights", help="torchvision state dict of the encoder (.pth), e.g. ImageNet.")] = None,
     init: Annotated[Optional[Path], typer.Option(
-        "--init", help="pretrain checkpoint whose ResNet encoder starts the network (same --encoder), or a "
-        "selfsup-mono checkpoint to fine-tune whole (e.g. on your footage); default: from scratch.")] = None,
+        "--init", help="pretrain checkpoint whose ResNet encoder starts the network (same --encoder; 'default': the "
+        "shipped prior, --encoder resnet10), or a selfsup-mono checkpoint to fine-tune whole (e.g. on your footage; "
+        "its encoder and 2D branch unless given); default: from scratch.")] = None,
     pool: Annotated[str, typer.Option("--pool", help="max (supp. §2) or avg (official code).")] = PAPER.pool,
     texture: Annotated[str, typer.Option("--texture", help="vertex (paper) or face (official code).")] = PAPER.texture,
     stacks: Annotated[Optional[int], typer.Option(
@@ -97,6 +98,12 @@ def selfsup_mono(
     if preset not in PRESETS:
         raise typer.BadParameter(f"expected one of {', '.join(PRESETS)}, got {preset!r}", param_hint="--preset")
     cfg0 = PRESETS[preset]
+    init_ckpt = load_checkpoint(init) if init is not None else None
+    if init_ckpt is not None and init_ckpt["meta"].get("kind") == "mono":  # fine-tuning: its architecture by default
+        theirs = init_ckpt["meta"]["net"]
+        encoder = encoder or theirs["encoder"]
+        stacks = theirs.get("stacks", 0) if stacks is None else stacks
+        hourglass_features = hourglass_features or theirs.get("hourglass_features")
     off = list(loss_off or [])
     bad = [n for n in off if n not in LOSS_NAMES]
     if bad:
@@ -141,8 +148,8 @@ def selfsup_mono(
         raise typer.BadParameter(str(exc), param_hint="--encoder")
     if backbone_weights is not None:
         _load_backbone(net, backbone_weights)
-    if init is not None:
-        _load_init(net, load_checkpoint(init), init)
+    if init_ckpt is not None:
+        _load_init(net, init_ckpt, init)
     rend = Renderer(renderer, device=dev)
     common = {"weights": weights, "con_sum": con_sum, "loc_form": loc_form, "shape_form": shape_form}
     loss1 = S2HandLoss(hand, rend, enabled=enabled1, **common)

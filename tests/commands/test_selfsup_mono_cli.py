@@ -144,6 +144,13 @@ def test_init_from_a_mono_checkpoint_fine_tunes_the_whole_network(cli, crops, tm
     h = load_checkpoint(tmp_path / "h.pt")["model"]
     assert not any(k.startswith("branch2d.") for k in h)
     assert torch.allclose(h["f_rot.4.weight"], src["f_rot.4.weight"], atol=1e-6)
+    # the checkpoint's architecture by default: a resnet10 model fine-tunes without --encoder
+    res = cli(*base, "--encoder", "resnet10", "--stacks", "0", "--out", tmp_path / "r10.pt", *paths)
+    assert res.exit_code == 0, res.stderr
+    res = cli(*base, "--init", tmp_path / "r10.pt", "--out", tmp_path / "f10.pt", *paths)
+    assert res.exit_code == 0, res.stderr
+    net = load_checkpoint(tmp_path / "f10.pt")["meta"]["net"]
+    assert net["encoder"] == "resnet10" and "stacks" not in net
     h = handtools_cmd()
     root = tmp_path / "big"
     p = run_shell(f"{h} crop --size 72 --center bbox --out {root} {' '.join(str(x).replace('/c/', '/d/') for x in paths)}",
