@@ -12,7 +12,7 @@ import pytest
 from handtools.core.learning.checkpoints import load_checkpoint
 from handtools.io.training_data import CropViewDataset
 from handtools.io.shards import ShardReader
-from tests.conftest import handtools_cmd, random_batch, run_shell, write_shard
+from tests.conftest import flat, handtools_cmd, random_batch, run_shell, write_shard
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +81,17 @@ def test_pretrain_needs_ground_truth_meshes(cli, tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
-def test_predict_rejects_wrong_crop_size(cli, data, tmp_path):
+def test_predict_rejects_wrong_crop_shape(cli, data, tmp_path):
+    """Square crops of another size are resampled for the model (tests/commands/test_predict.py);
+    another aspect ratio is a one-line error."""
     ck = tmp_path / "p.pt"
     assert cli("pretrain", *ARGS, "--epochs", "1", "--max-steps", "1", "--out", ck, data / "train").exit_code == 0
-    p = write_shard(tmp_path / "big.h5", random_batch(2, v=1, hw=(96, 96), names=["images", "K", "joints3d"]), num_views=1)
+    p = write_shard(tmp_path / "big.h5", random_batch(2, v=1, hw=(64, 96), names=["images", "K", "joints3d"]), num_views=1)
     res = cli("predict", "-c", ck, "--out", tmp_path / "o", p)
-    assert res.exit_code == 1 and "96x96" in res.stderr
+    assert res.exit_code == 1 and "crops are 96x64" in res.stderr and "Traceback" not in res.stderr
+    p = write_shard(tmp_path / "sq.h5", random_batch(2, v=1, hw=(96, 96), names=["images", "K", "joints3d"]), num_views=1)
+    res = cli("predict", "-c", ck, "--out", tmp_path / "o", p)
+    assert res.exit_code == 0 and "resized for the model" in flat(res.stderr)
     bad = tmp_path / "bad.pt"
     bad.write_text("nope")
     res = cli("predict", "-c", bad, "--out", tmp_path / "o", data / "test")
