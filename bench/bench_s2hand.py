@@ -9,12 +9,18 @@ noise level), with the geometric + regularisation terms only and with the photom
 terms (pixel, SSIM through the rendered silhouette) on.
 
 (b) ``--part train``: ``selfsup-mono --preset cpu`` on detected synthetic crops, 3 seeds;
-held-out PA-MPJPE of the trained network vs the untrained network and the mean pose.
+held-out PA-MPJPE of the trained network (from scratch, and with the encoder from the
+shipped prior) vs the untrained network and the mean pose; Table 4's ablation and Table 5's
+3D-supervised network, from scratch and from the prior. Output of the last run:
+``bench/results_s2hand_train.txt``.
 
 Ground truth is read here only to score; training and fitting never see it.
 
     $ nice -n 10 python bench/bench_s2hand.py --part fit -n 16
-    $ nice -n 10 python bench/bench_s2hand.py --part train --seeds 0 1 2
+    $ OMP_NUM_THREADS=1 python bench/bench_s2hand.py --part train --seeds 0 1 2 --ablation-seeds 0 1 --jobs 2
+
+On a 2-core CPU run two trainings of one thread each (as above, about 45 min for the 24
+runs): two of two threads each on two cores ran 5x slower than one.
 """
 
 from __future__ import annotations
