@@ -19,7 +19,7 @@ Ground truth is read here only to score; training and fitting never see it.
     $ nice -n 10 python bench/bench_s2hand.py --part fit -n 16
     $ OMP_NUM_THREADS=1 python bench/bench_s2hand.py --part train --seeds 0 1 2 --ablation-seeds 0 1 --jobs 2
 
-On a 2-core CPU run two trainings of one thread each (as above, about 45 min for the 24
+On a 2-core CPU run two trainings of one thread each (as above, about 40 min for its 22
 runs): two of two threads each on two cores ran 5x slower than one.
 """
 
