@@ -235,6 +235,9 @@ def is_disk_full(exc: BaseException) -> bool:
 def atomic_write(final: PathLike, mode: str = "wb", *, overwrite: bool = False) -> Iterator[IO]:
     """Write ``final`` durably: a file object on a temporary name, published on success.
 
+    Text modes write UTF-8. The temporary name is :func:`temp_path`'s, so a writer killed
+    mid-write leaves a file :func:`clean_stale_temps` recognises.
+
     On an exception (or Ctrl-C) inside the block the temporary file is deleted and
     ``final`` is untouched. Raises :class:`PublishConflict` when ``final`` exists
     (or appears meanwhile) and ``overwrite`` is False.
@@ -247,7 +250,8 @@ def atomic_write(final: PathLike, mode: str = "wb", *, overwrite: bool = False) 
     tmp = temp_path(final)
     fd = create_exclusive(tmp)
     try:
-        with os.fdopen(fd, mode.replace("w", "r+") if "+" not in mode else mode) as f:
+        text = {} if "b" in mode else {"encoding": "utf-8"}
+        with os.fdopen(fd, mode.replace("w", "r+") if "+" not in mode else mode, **text) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -7,8 +7,6 @@ never sees a partial file and an interrupted run leaves no half-written one.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Union
@@ -25,39 +23,15 @@ def atomic_output(path: Path, mode: str = "wb") -> Iterator[IO]:
         mode: ``"wb"`` or ``"w"`` (text, UTF-8).
 
     On an exception inside the block the temporary file is removed and ``path``
-    is left as it was. The file gets the permissions of a newly created file
-    (``0o666`` less the umask), not ``mkstemp``'s 0600.
+    is left as it was. :func:`handtools.durable.atomic_write` does the work (fsync, then
+    the rename, then the folder's fsync): the temporary file has the shards' naming
+    (``.NAME.tmp-HOST-PID-TOKEN``), so one left by a killed process is cleaned like
+    theirs, and the permissions of a newly created file (``0o666`` less the umask).
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())  # durable before the rename, as handtools.durable does for shards
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from handtools.durable import atomic_write
 
-
-def _fsync_dir(folder: Path) -> None:
-    """fsync a folder so a rename in it survives a crash (best effort: some filesystems refuse)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with atomic_write(path, mode, overwrite=True) as fh:
+        yield fh
 
 
 def write_atomic(path: Path, data: Union[bytes, str]) -> Path:

@@ -42,3 +42,19 @@ def test_check_output_file(tmp_path):
         check_output_file(tmp_path, True, "--plot")
     with pytest.raises(InputError, match="--out .*: folder .*missing does not exist"):
         check_output_file(tmp_path / "missing" / "x.json", False, "--out")
+
+
+def test_the_temporary_file_is_named_for_the_stale_cleaner(tmp_path):
+    """While writing, the temporary file has durable's name (host, pid), so a writer killed
+    mid-write leaves one clean_stale_temps removes; the text is UTF-8 whatever the locale."""
+    from handtools.durable import clean_stale_temps, host_tag, parse_temp_name
+
+    target = tmp_path / "metrics.json"
+    with atomic_output(target, "w") as fh:
+        fh.write("µ")
+        (tmp,) = [p for p in tmp_path.iterdir()]
+        info = parse_temp_name(tmp.name)
+        assert info is not None and info.final == "metrics.json" and info.pid == os.getpid()
+        assert info.host == host_tag()
+        assert clean_stale_temps(tmp_path) == ([], [tmp])  # its writer is alive: kept
+    assert target.read_bytes() == "µ".encode("utf-8")
