@@ -105,6 +105,19 @@ def run_cli(*args) -> list[str]:
     return res.stdout.split()
 
 
+def tiny_training_crops(root: Path, n_labelled: int) -> tuple[list[str], list[str], list[str]]:
+    """What the learning commands' CLI tests train on, made by the CLI at 160x120 / 64 px:
+    ``n_labelled`` labelled studio crops (synth seed 1), and 4 indoor stereo pairs (seed 2) as
+    frames and as skin-masked crops. Returns (labelled crops, stereo frames, masked stereo crops)."""
+    frames = run_cli("synth", "-n", n_labelled, "--image-size", "160x120", "--out", root / "fs", "--seed", "1")
+    crops = run_cli("crop", "--size", "64", "--center", "gt", "--out", root / "cs", *frames)
+    stereo = run_cli("synth", "--views", "2", "--domain", "indoor", "-n", "4", "--image-size", "160x120", "--out",
+                     root / "fi", "--seed", "2")
+    masked = run_cli("mask", "--out", root / "mi",
+                     *run_cli("crop", "--size", "64", "--center", "gt", "--out", root / "ci", *stereo))
+    return crops, stereo, masked
+
+
 def run_shell(cmd: str, cwd=None, timeout=600, check=False) -> subprocess.CompletedProcess:
     """Run a real shell pipeline with this interpreter's handtools first on PATH."""
     env = dict(os.environ)

@@ -7,23 +7,16 @@ import json
 import pytest
 
 from handtools.core.learning.checkpoints import load_checkpoint
-from tests.conftest import flat, handtools_cmd, run_cli, run_shell
+from tests.conftest import flat, handtools_cmd, run_cli, run_shell, tiny_training_crops
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """A tiny prior and masked stereo crops (64 px)."""
     root = tmp_path_factory.mktemp("ss")
-    run = run_cli
-
-    frames = run("synth", "-n", "12", "--image-size", "160x120", "--out", root / "fs", "--seed", "1")
-    crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "cs", *frames)
-    run("pretrain", "--encoder", "resnet18", "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--milestones", "",
-        "--out", root / "prior.pt", *crops)
-    frames = run("synth", "--views", "2", "--domain", "indoor", "-n", "4", "--image-size", "160x120", "--out",
-                 root / "fi", "--seed", "2")
-    crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "ci", *frames)
-    masked = run("mask", "--out", root / "mi", *crops)
+    crops, frames, masked = tiny_training_crops(root, 12)
+    run_cli("pretrain", "--encoder", "resnet18", "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--milestones", "",
+            "--out", root / "prior.pt", *crops)
     # the indoor frames as `detect` would leave them (keypoints/boxes relabelled as a detector's:
     # what selfsup-stereo checks is the shard's history), for the label-free pipe
     from handtools.io.shards import ShardReader, ShardWriter, history_entry

@@ -9,21 +9,14 @@ import pytest
 
 from handtools.core.learning.checkpoints import load_checkpoint
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tiny_training_crops
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Labelled 64 px crops (8) and masked stereo crops (4 pairs)."""
     root = tmp_path_factory.mktemp("tb")
-    run = run_cli
-
-    frames = run("synth", "-n", "8", "--image-size", "160x120", "--out", root / "fs", "--seed", "1")
-    crops = run("crop", "--size", "64", "--center", "gt", "--out", root / "cs", *frames)
-    frames = run("synth", "--views", "2", "--domain", "indoor", "-n", "4", "--image-size", "160x120", "--out",
-                 root / "fi", "--seed", "2")
-    stereo = run("mask", "--out", root / "mi", *run("crop", "--size", "64", "--center", "gt", "--out", root / "ci",
-                                                     *frames))
+    crops, _, stereo = tiny_training_crops(root, 8)
     return root, crops, stereo
 
 
