@@ -243,6 +243,10 @@ PRIOR_INIT = "full S2HAND, encoder from the shipped prior"
 PRIOR_INIT_ARGS = ["--encoder", "resnet10", "--init", "default"]
 SUP_PRIOR = "3D labels, encoder from the shipped prior"
 PRIOR_TAG = " [prior]"
+#: Each Table 4 row's twin with the encoder from the shipped prior (the full method's is PRIOR_INIT).
+PRIOR_ROWS = {row: PRIOR_INIT if row == FULL else row + PRIOR_TAG for row in TABLE4}
+#: selfsup-mono options of every self-supervised row.
+ROW_ARGS = {**TABLE4, **{PRIOR_ROWS[row]: TABLE4[row] + PRIOR_INIT_ARGS for row in TABLE4}}
 
 
 def _crops_cached(root: Path, n: int, seed: int, size: int) -> list[str]:
@@ -350,13 +354,13 @@ def part_train(args):
         jobs.append((SUP_PRIOR, seed))
         for row in TABLE4:  # Table 4 again, every row with the encoder from the shipped prior
             if row != FULL:
-                jobs.append((row + PRIOR_TAG, seed))
+                jobs.append((PRIOR_ROWS[row], seed))
         for row in TABLE4:
             if row != FULL:
                 jobs.append((row, seed))
     slug = {row: f"r{i}" for i, row in enumerate(list(TABLE4) + ["3D labels (same network, --stacks 0)"])}
     slug[PRIOR_INIT] = "prior-init"
-    slug.update({row + PRIOR_TAG: f"{slug[row]}-prior" for row in TABLE4})
+    slug.update({PRIOR_ROWS[row]: f"{slug[row]}-prior" for row in TABLE4 if row != FULL})
     slug[SUP_PRIOR] = "sup-prior-init"
 
     def run(job):
@@ -371,13 +375,7 @@ def part_train(args):
                    f" --seed {seed} --out {ck} --paths {' '.join(train)}")
             else:
                 resume = "--resume" if ck.exists() else ""
-                if row == PRIOR_INIT:
-                    extra = PRIOR_INIT_ARGS
-                elif row.endswith(PRIOR_TAG):
-                    extra = TABLE4[row[: -len(PRIOR_TAG)]] + PRIOR_INIT_ARGS
-                else:
-                    extra = TABLE4[row]
-                sh(f"{H} -q selfsup-mono {common} {' '.join(extra)} --seed {seed} {resume} --out {ck} {' '.join(train)}")
+                sh(f"{H} -q selfsup-mono {common} {' '.join(ROW_ARGS[row])} --seed {seed} {resume} --out {ck} {' '.join(train)}")
         pred = sh(f"{H} -q predict -c {ck} --overwrite --out {work}/pred-{slug[row]}-s{seed} {' '.join(test)}")
         sc = _scores(pred, gt)
         print(f"  done {row} seed {seed} ({time.time() - t1:.0f} s): PA-MPJPE {sc[0].mean():.1f} mm, "
@@ -431,7 +429,7 @@ def part_train(args):
     self_p = [res[(PRIOR_INIT, s)] for s in abl_seeds if (PRIOR_INIT, s) in res]
     print(f"\nTable 4 and 5 with the encoder from the shipped prior (every run), seeds {abl_seeds}:")
     for row in TABLE4:
-        rows = [res[(PRIOR_INIT, s)] for s in abl_seeds] if row == FULL else [res[(row + PRIOR_TAG, s)] for s in abl_seeds]
+        rows = [res[(PRIOR_ROWS[row], s)] for s in abl_seeds]
         print(f"{row:<40}{stat(rows, 0):>34}{stat(rows, 1):>34}")
     print(f"{SUP_PRIOR:<40}{stat(sup_p, 0):>34}{stat(sup_p, 1):>34}")
     for k, name in ((0, "PA-MPJPE"), (1, "root-relative MPJPE")):

@@ -45,17 +45,18 @@ def sh(cmd: str, cwd: Path) -> list[str]:
     return p.stdout.split()
 
 
-def joint_error(pred_paths, crop_paths) -> np.ndarray:
-    """Per crop: mean distance (px) of the projected predicted joints from the detected keypoints."""
+def joint_error(pred_paths) -> np.ndarray:
+    """Per crop: mean distance (px) of the projected predicted joints from the detected
+    keypoints (``predict`` carries the crops' K and keypoints2d into its shards)."""
+    import torch
+
     from handtools.core.geometry.cameras import project
     from handtools.io.shards import ShardReader
 
     out = []
-    for p, c in zip(sorted(pred_paths), sorted(crop_paths)):
-        with ShardReader(p) as r, ShardReader(c) as rc:
-            j, K, kp = r.read("pred/joints3d"), rc.read("K")[:, 0], rc.read("keypoints2d")[:, 0]
-        import torch
-
+    for p in pred_paths:
+        with ShardReader(p) as r:
+            j, K, kp = r.read("pred/joints3d"), r.read("K")[:, 0], r.read("keypoints2d")[:, 0]
         uv = project(torch.from_numpy(j), torch.from_numpy(K.astype(np.float32))).numpy()
         w = kp[..., 2] > 0
         out.append((np.linalg.norm(uv - kp[..., :2], axis=-1) * w).sum(1) / w.sum(1).clip(1))
@@ -93,7 +94,7 @@ def main() -> None:
         if init is not None:
             sh(f"{ht} selfsup-mono {common} {init} --out {ck}", ROOT)
         pred = sh(f"{ht} predict -c {ck} --overwrite --out {w}/pred-{ck.stem} {' '.join(crops)}", ROOT)
-        errs[name] = joint_error(pred, crops)
+        errs[name] = joint_error(pred)
         if init:  # the same model on 192 px crops of the same windows (predict resamples them)
             shown = sh(f"{ht} predict -c {ck} --overwrite --out {w}/pred-show {' '.join(show)}", ROOT)
             sh(f"{ht} render --sheet --no-png --overwrite --out {w}/vis {' '.join(shown)}", ROOT)

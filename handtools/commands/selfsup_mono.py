@@ -216,8 +216,7 @@ def _load_init(net, ckpt: dict, path: Path) -> None:
 
 
 #: What fixes each part of the network's configuration, for --init mismatch messages.
-_CONFIG_FIX = {"encoder": "--encoder", "image_size": "handtools crop --size", "pool": "--pool", "texture": "--texture",
-               "hourglass_features": "--hourglass-features"}
+_CONFIG_FIX = {"encoder": "--encoder", "image_size": "handtools crop --size", "pool": "--pool", "texture": "--texture"}
 
 
 def _load_mono_init(net, ckpt: dict, path: Path) -> None:
@@ -225,7 +224,7 @@ def _load_mono_init(net, ckpt: dict, path: Path) -> None:
     when both networks have the same one; a network without one drops it, and a new one
     starts fresh (said in the log)."""
     theirs, ours = dict(ckpt["meta"]["net"]), dict(net.config)
-    for key in ("encoder", "image_size", "pool", "texture"):
+    for key in _CONFIG_FIX:
         if theirs.get(key) != ours.get(key):
             raise InputError(f"{path}: its {key} is {theirs.get(key)}, this network's {ours.get(key)} "
                              f"({_CONFIG_FIX[key]} {theirs.get(key)})")
