@@ -331,19 +331,16 @@ class _Overlays:
 
     def render(self):
         """(n H, 5 W, 3) uint8."""
-        import importlib
-
         import numpy as np
         import torch
 
         from handtools.core.learning.predictors import predictor_for
-        from handtools.core.methods import METHODS
+        from handtools.core.methods import register_predictors
         from handtools.core.render import Renderer
         from handtools.core.render.overlay import panels_in_view
 
         dev = self.trainer.device
-        for m in METHODS:  # registers the predictors
-            importlib.import_module(f"handtools.core.methods.{m}.predictor")
+        register_predictors()
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
             if self.renderer is None:
                 self.renderer = Renderer("auto", device=dev)

@@ -11,11 +11,16 @@ from pathlib import Path
 METHODS = ("prior", "binocular", "s2hand")
 
 
+def register_predictors() -> None:
+    """Register every method's predictor (importing a method's predictor module does it)."""
+    for name in METHODS:
+        importlib.import_module(f"handtools.core.methods.{name}.predictor")
+
+
 def load_predictor(path: Path, hand, device, mode: str = "auto"):
     """The predictor for a checkpoint file of any registered kind, in ``mode``
     (``auto``, ``monocular`` or ``binocular``)."""
-    for name in METHODS:  # importing a method's predictor module registers it
-        importlib.import_module(f"handtools.core.methods.{name}.predictor")
+    register_predictors()
     from handtools.core.learning.predictors import load_predictor_from
 
     return load_predictor_from(path, hand, device, mode)
