@@ -229,7 +229,6 @@ def personalize(
         write_atomic(ckpt, ckbuf.getvalue())
 
     board = _board(tensorboard, start, overwrite)
-    marks = sorted(int(m * n_steps) if m < 1 else int(m) for m in cfg.milestones)  # as fit() decays lr
     clock = [time.perf_counter()]
 
     def on_step(step: int, terms: dict, opt=None) -> None:
@@ -239,7 +238,7 @@ def personalize(
             now = time.perf_counter()
             seconds, clock[0] = now - clock[0], now
             values = {f"loss/{k}": v for k, v in terms.items()}
-            values["lr"] = cfg.lr * cfg.gamma ** sum(step >= m for m in marks)
+            values["lr"] = cfg.lr * cfg.lr_decay(step, n_steps)  # as fit() / fit_encoder() decay it
             values["throughput/frames_per_s"] = min(cfg.batch_size, len(data)) / max(seconds, 1e-9)
             board.scalars(step + 1, values)
         if opt is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < n_steps:

@@ -79,6 +79,12 @@ class DeepHandMeshConfig:
     pose_lr: float = 1e-2
     steps: int | None = None
 
+    def lr_decay(self, step: int, steps: int) -> float:
+        """The factor on the learning rates at ``step`` of ``steps``: ``gamma`` per milestone
+        passed (milestones below 1 are fractions of ``steps``)."""
+        marks = (int(m * steps) if m < 1 else int(m) for m in self.milestones)
+        return self.gamma ** sum(step >= m for m in marks)
+
     def __post_init__(self):
         for name, value, allowed in (("pose_corrective", self.pose_corrective, ("mlp", "linear", "none")),
                                      ("pose_dof", self.pose_dof, ("paper28", "full")),

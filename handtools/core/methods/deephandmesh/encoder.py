@@ -131,10 +131,9 @@ def fit_encoder(model: PersonalHandModel, encoder: PoseEncoder, data: ImageFrame
     opt = torch.optim.Adam(params, lr=cfg.lr)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
-    marks = sorted(int(m * steps) if m < 1 else int(m) for m in cfg.milestones)
     encoder.train()
     for step in range(start_step, steps):
-        opt.param_groups[0]["lr"] = cfg.lr * cfg.gamma ** sum(step >= m for m in marks)
+        opt.param_groups[0]["lr"] = cfg.lr * cfg.lr_decay(step, steps)
         idx, view_in, views = (x.to(dev) for x in step_batch(n, c, cfg, seed, step))
         pose = encoder(images_to_float(data.images[idx, view_in]))  # (B, pose_dim)
         out = aligned_forward(model, pose, fr.joints[idx], fr.joint_valid[idx])

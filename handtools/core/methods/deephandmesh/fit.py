@@ -103,11 +103,10 @@ def fit(model: PersonalHandModel, data: FrameData, cfg: DeepHandMeshConfig, loss
     opt = torch.optim.Adam(groups)
     if optimizer_state is not None:
         opt.load_state_dict(optimizer_state)
-    marks = sorted(int(m * steps) if m < 1 else int(m) for m in cfg.milestones)
     gen = torch.Generator().manual_seed(seed)
     n, c = len(data), data.K.shape[1]
     for step in range(start_step, steps):
-        decay = cfg.gamma ** sum(step >= m for m in marks)
+        decay = cfg.lr_decay(step, steps)
         opt.param_groups[0]["lr"] = cfg.pose_lr * decay
         if train_model:
             opt.param_groups[1]["lr"] = cfg.lr * decay
