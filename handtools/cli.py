@@ -40,8 +40,7 @@ class _HandtoolsGroup(TyperGroup):
         except (typer.Exit, typer.TyperException):
             raise
         except (KeyboardInterrupt, typer.Abort) as exc:
-            why = f" ({exc})" if isinstance(exc, Terminated) and str(exc) else ""
-            console.print(f"handtools: interrupted{why}", markup=False)
+            _say_interrupted(exc)
             raise typer.Exit(ExitCode.INTERRUPTED)
         except BrokenPipeError:
             # Downstream closed the pipe (e.g. `| head`): end quietly.
@@ -146,6 +145,11 @@ def _register() -> None:
 _register()
 
 
+def _say_interrupted(exc: BaseException) -> None:
+    why = f" ({exc})" if isinstance(exc, Terminated) and str(exc) else ""
+    console.print(f"handtools: interrupted{why}", markup=False)
+
+
 def _terminate(signum, frame) -> None:
     raise Terminated(signal.Signals(signum).name)
 
@@ -160,6 +164,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=argv, prog_name="handtools", standalone_mode=True)
+    except KeyboardInterrupt as exc:  # a signal while the CLI is still being built, before any command runs
+        _say_interrupted(exc)
+        return ExitCode.INTERRUPTED
     except SystemExit as exc:
         code = exc.code
         if code is None:

@@ -95,3 +95,26 @@ def test_config_file_gives_defaults_and_the_command_line_wins(cli, tmp_path):
         res = cli("--config", cfg, "synth", "--out", tmp_path / "t")
         assert res.exit_code == 2 and needle in res.stderr, res.stderr
         assert not (tmp_path / "t").exists()
+
+
+def test_sigterm_while_the_cli_is_built_exits_130_in_one_line(monkeypatch, capsys):
+    """A SIGTERM that lands before any command runs (typer still building the command group,
+    where the group's own handler is not yet active) ends like any interrupt: one line, 130.
+    It used to escape as a traceback with exit 1 (seen in test_shard_kills under load)."""
+    import signal
+
+    from handtools import cli as cli_mod
+    from handtools.errors import Terminated
+
+    def app(**_kw):
+        cli_mod._terminate(signal.SIGTERM, None)
+
+    monkeypatch.setattr(cli_mod, "app", app)
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        assert cli_mod.main(["info"]) == ExitCode.INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    err = capsys.readouterr().err
+    assert "handtools: interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert issubclass(Terminated, KeyboardInterrupt)
