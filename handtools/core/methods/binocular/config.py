@@ -28,11 +28,12 @@ class BinocularConfig:
     mesh_unit: scale from metres to the unit of the mesh losses (eqs. 5, 6, 8;
         metres: 1). Measured: ``bench/bench_loss_deviations.py`` (gradient norms by unit).
     edge_reduction: reduction of eq. 5 over unique edges (the paper prints a sum).
-    mask_reduction: reduction of eq. 7 over pixels. The paper prints a sum
-        (``||M - ~M||^2``); ``"mean"`` (our default) divides it by the crop's pixel count
-        so the balance against the photo term does not change with the crop size.
-        The gradient ratio of the two at the paper's weights is measured by
-        ``bench/bench_loss_deviations.py`` (docs/selfsup-stereo-losses.md).
+    mask_reduction: reduction of eq. 7 over pixels: ``"sum"`` as the paper prints it
+        (``||M - ~M||^2``), so at the paper's weight 0.1 the mask term's gradient is tens
+        of times the photo term's at 64² (``bench/bench_loss_deviations.py``). ``"mean"``
+        (the default until 2026-12-01) divides it by the crop's pixel count, which left
+        the mask term with about 1% of photo's gradient: on the demo's data the adapted
+        model's errors were then 4-8 mm higher (docs/selfsup-stereo.md, "Mask term").
     depth_unit: scale from metres to the unit of the monocular ``depth`` term
         (``--z-head`` only; centimetres: 100).
     """
@@ -48,7 +49,7 @@ class BinocularConfig:
     alpha: float = PHOTO_ALPHA
     mesh_unit: float = 1.0
     edge_reduction: str = "sum"
-    mask_reduction: str = "mean"
+    mask_reduction: str = "sum"
     depth_unit: float = 100.0
 
 
