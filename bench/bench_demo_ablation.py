@@ -53,6 +53,9 @@ RUNS = {
     "no mask": ["--no-mask"],
     "no chamfer": ["--no-chamfer"],
     "no normal": ["--no-normal"],
+    # the default until 2026-12-01: eq. 7 averaged over the crop's pixels, i.e. the sum at
+    # 0.1 / (64 * 64) for the demo's 64 px crops (docs/selfsup-stereo.md, "Mask term")
+    "mask term as a mean (until 2026-12-01)": ["--weight", "mask=2.44140625e-05"],
     "u, v only (no z head)": ["--no-z-head"],
     # the paper's own ablation (Table 2) on its own model: per-vertex depth from disparity,
     # where the edge loss is what keeps the mesh's edges (the z head does that above)
