@@ -36,7 +36,7 @@ class DemoPreset:
 
 
 PRESETS = {
-    # about 6 minutes on a 2-core CPU (README, "Set-up")
+    # about 7 minutes on a 2-core CPU (README, "Set-up")
     "default": DemoPreset(studio=2000, indoor_train=1000, indoor_test=50, frame="320x240", focal=411.4, crop=64,
                           encoder="resnet10", prior_batch=32, prior_epochs=3, prior_lr=1e-3,
                           prior_milestones="", prior_scales=(1.25, 1.45, 1.7), adapt_epochs=8,
