@@ -28,7 +28,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's handtools
-from handtools.io.shards import ShardReader  # noqa: E402
+from handtools.core.eval.errors import point_errors  # noqa: E402
+from handtools.core.eval.metrics import compute_metrics  # noqa: E402
+from handtools.errors import InputError  # noqa: E402
+from handtools.io.evaluation import read_pooled  # noqa: E402
 
 
 def load(folder: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -36,32 +39,28 @@ def load(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     shards = sorted(folder.glob("*.h5"))
     if not shards:
         raise SystemExit(f"{folder}: no .h5 prediction shards")
-    pred, true = [], []
-    for path in shards:
-        r = ShardReader(path)
-        if "pred/joints3d" not in r:
-            raise SystemExit(f"{path}: no pred/joints3d (run handtools predict first)")
-        pred.append(r.read("pred/joints3d"))
-        true.append(r.read("joints3d"))
-    return np.concatenate(pred).astype(np.float64), np.concatenate(true).astype(np.float64)
+    try:
+        data, _ = read_pooled(shards, require=["pred/joints3d", "joints3d"])
+    except InputError as exc:
+        raise SystemExit(f"{folder}: {exc}") from None
+    return data["pred/joints3d"].astype(np.float64), data["joints3d"].astype(np.float64)
 
 
 def report(name: str, pred: np.ndarray, true: np.ndarray) -> str:
     mm = 1000.0
+    metrics = compute_metrics(pred, true, selected=["mpjpe_mm", "rr_mpjpe_mm"])  # as handtools evaluate
     cp, ct = pred.mean(1, keepdims=True), true.mean(1, keepdims=True)  # (N, 1, 3) centroids
     rel_p, rel_t = pred - cp, true - ct
-    dist = lambda a, b: np.linalg.norm(a - b, axis=-1)  # noqa: E731
     centroid = (cp - ct)[:, 0] * mm  # (N, 3)
     wrist = (rel_p[:, 0] - rel_t[:, 0]) * mm  # (N, 3)
-    per_joint = dist(rel_p, rel_t).mean(0) * mm  # (21,)
+    per_joint = point_errors(rel_p, rel_t).mean(0) * mm  # (21,)
     size = np.linalg.norm(rel_p, axis=-1).mean(1) / np.linalg.norm(rel_t, axis=-1).mean(1)
     fmt = lambda v: " ".join(f"{x:+6.1f}" for x in v)  # noqa: E731
     fmt_abs = lambda v: " ".join(f"{x:6.1f}" for x in v)  # noqa: E731
     lines = [
         f"{name}  ({len(pred)} samples)",
-        f"  MPJPE mm: absolute {dist(pred, true).mean() * mm:.1f}, root-relative "
-        f"{dist(pred - pred[:, :1], true - true[:, :1]).mean() * mm:.1f}, centroid-relative "
-        f"{dist(rel_p, rel_t).mean() * mm:.1f}",
+        f"  MPJPE mm: absolute {metrics['mpjpe_mm']:.1f}, root-relative {metrics['rr_mpjpe_mm']:.1f}, "
+        f"centroid-relative {per_joint.mean():.1f}",
         f"  centroid error x y z mm: mean |.| {fmt_abs(np.abs(centroid).mean(0))}   bias {fmt(centroid.mean(0))}",
         f"  wrist - centroid error x y z mm: mean |.| {fmt_abs(np.abs(wrist).mean(0))}   bias {fmt(wrist.mean(0))}",
         "  per joint, centroid-relative mm: " + " ".join(f"{x:.0f}" for x in per_joint),
